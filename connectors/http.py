@@ -1,0 +1,72 @@
+"""The HTTP side shared by the rest, graphql and xml connectors: one aiohttp session."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+
+from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, SourceConfig
+
+_RETRYABLE = (502, 503, 504)
+
+
+def new_session(total_connections: int = 256) -> aiohttp.ClientSession:
+    """One keep-alive session for every HTTP source of the gateway process."""
+    connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=64, keepalive_timeout=30,
+                                     ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                                 timeout=aiohttp.ClientTimeout(total=None))
+
+
+class HttpConnector(Connector):
+    """Requests against one source's base URL with its headers and concurrency limit."""
+
+    def __init__(self, config: SourceConfig, session: aiohttp.ClientSession) -> None:
+        super().__init__(config)
+        self.session = session
+        self.base = config.url.rstrip("/")
+
+    async def request(self, method: str, path: str, *, missing_ok: bool = False,
+                      headers: dict[str, str] | None = None, **kw: Any) -> bytes | None:
+        """The body of a 2xx answer; None for a 404 when `missing_ok`; a SourceError otherwise."""
+        headers = {**self.config.headers, **headers} if headers else self.config.headers
+        async with self.limit:
+            try:
+                async with self.session.request(method, self.base + path, headers=headers, **kw) as resp:
+                    if resp.status == 404 and missing_ok:
+                        return None
+                    body = await self._read_capped(resp)
+                    if resp.status >= 400:
+                        code = SOURCE_UNAVAILABLE if resp.status >= 500 or resp.status in (408, 429) \
+                            else SOURCE_BAD_RESPONSE
+                        raise self.error(code, f"answered HTTP {resp.status}", body[:200].decode(errors="replace"))
+                    return body
+            except aiohttp.ClientError as exc:
+                raise self.error(SOURCE_UNAVAILABLE, "connection failed", repr(exc)) from None
+            except asyncio.TimeoutError:
+                raise  # the connector's deadline; reported by Connector.fetch
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        cap = self.config.max_body_bytes
+        if resp.content_length is not None and resp.content_length > cap:
+            raise self.error(SOURCE_BAD_RESPONSE, "response too large", f"{resp.content_length} bytes")
+        chunks, size = [], 0
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                raise self.error(SOURCE_BAD_RESPONSE, "response too large", f"over {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def json(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
+        """A JSON answer, parsed; malformed JSON is a bad response."""
+        body = await self.request(method, path, missing_ok=missing_ok, **kw)
+        if body is None:
+            return None
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise self.error(SOURCE_BAD_RESPONSE, "invalid JSON", body[:200].decode(errors="replace")) from None

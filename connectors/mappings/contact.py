@@ -1,0 +1,28 @@
+"""Contact center (REST/JSON, batch search, epoch times): interactions keyed by phone number (E.164)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from connectors.records import Channel, Interaction, Outcome
+from connectors.rest import RestConnector
+
+OUTCOMES = {"resolved": Outcome.RESOLVED, "callback": Outcome.CALLBACK, "escalated": Outcome.ESCALATED,
+            "abandoned": Outcome.ABANDONED, "sale": Outcome.SALE}
+
+
+def interaction(raw: dict[str, Any], phone: str) -> Interaction:
+    start, end = int(raw["startEpoch"]), int(raw["endEpoch"])
+    return Interaction(id=raw["interactionId"], phone=phone, channel=Channel(raw["mediaType"]),
+                       started_at=datetime.fromtimestamp(start, timezone.utc), duration_s=max(0, end - start),
+                       agent_id=raw.get("agentId"), outcome=OUTCOMES[raw["disposition"]], summary=raw["summary"])
+
+
+async def fetch_interactions(c: RestConnector, keys: list[str]) -> dict[str, list[Interaction]]:
+    answer = await c.json("POST", "/v1/interactions/search", json={"phoneNumbers": keys})
+    return {r["phoneNumber"]: [interaction(i, r["phoneNumber"]) for i in r["interactions"]]
+            for r in answer["results"]}
+
+
+ENTITIES = {"interactions": fetch_interactions}

@@ -1,0 +1,36 @@
+"""SQL sources through SQLAlchemy 2 async: SQLite (aiosqlite), PostgreSQL (asyncpg), MariaDB (asyncmy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, SourceConfig
+
+
+class SqlConnector(Connector):
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        pool = {} if config.dsn.startswith("sqlite") else {"pool_size": config.concurrency, "max_overflow": 0,
+                                                             "pool_pre_ping": True}
+        self.engine: AsyncEngine = create_async_engine(config.dsn, **pool)
+
+    async def rows(self, sql: str, keys: Sequence[Any], **params: Any) -> list[dict[str, Any]]:
+        """Rows of `sql`, whose `:keys` parameter expands to the list of keys."""
+        stmt = text(sql).bindparams(bindparam("keys", expanding=True))
+        async with self.limit:
+            try:
+                async with self.engine.connect() as conn:
+                    result = await conn.execute(stmt, {"keys": list(keys), **params})
+                    return [dict(r) for r in result.mappings()]
+            except (OperationalError, DBAPIError, OSError) as exc:
+                raise self.error(SOURCE_UNAVAILABLE, "database unavailable", repr(exc)[:300]) from None
+            except SQLAlchemyError as exc:
+                raise self.error(SOURCE_BAD_RESPONSE, "query failed", repr(exc)[:300]) from None
+
+    async def close(self) -> None:
+        await self.engine.dispose()

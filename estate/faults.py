@@ -1,0 +1,122 @@
+"""What every demo HTTP source shares: request counting and fault injection.
+
+`GET /__stats` reports requests served and keys asked for since start or the last
+`POST /__stats/reset`; `POST /__faults` sets latency, jitter, failures, `down` or `hang`
+(`{}` clears). Control paths are never affected by the faults they set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FAULT_KEYS = ("latency_ms", "jitter_ms", "fail_rate", "status", "down", "hang", "body")
+
+
+@dataclass
+class SourceState:
+    name: str
+    requests: int = 0
+    keys: int = 0
+    faults: dict[str, Any] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+
+STATE: web.AppKey[SourceState] = web.AppKey("state", SourceState)
+
+
+def count_keys(request: web.Request, n: int) -> None:
+    """Handlers report how many customer keys a request asked for."""
+    request.app[STATE].keys += n
+
+
+async def _delay(state: SourceState) -> None:
+    f = state.faults
+    latency = float(f.get("latency_ms", 0)) + state.rng.uniform(0, float(f.get("jitter_ms", 0)))
+    if latency > 0:
+        await asyncio.sleep(latency / 1000)
+
+
+async def _hang(request: web.Request, state: SourceState) -> None:
+    # Hold the request until the client gives up or the fault is cleared.
+    for _ in range(6000):
+        if not state.faults.get("hang") or request.transport is None or request.transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
+
+
+def _failure(state: SourceState) -> web.Response | None:
+    f = state.faults
+    rate = float(f.get("fail_rate", 1.0 if "status" in f else 0.0))
+    if rate <= 0 or state.rng.random() >= rate:
+        return None
+    status = int(f.get("status", 500))
+    return web.json_response({"error": "injected failure", "status": status}, status=status)
+
+
+def _bad_body(kind: str) -> web.Response:
+    if kind == "html":
+        return web.Response(text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
+    if kind == "huge":
+        return web.Response(body=b'{"pad":"' + b"x" * (64 * 1024 * 1024) + b'"}', content_type="application/json")
+    return web.Response(text='{"truncated": [1, 2', content_type="application/json")
+
+
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/__"):
+        return await handler(request)
+    state = request.app[STATE]
+    state.requests += 1
+    f = state.faults
+    if f.get("down"):
+        if request.transport is not None:
+            request.transport.abort()  # the client sees the connection drop, as with a dead host
+        raise asyncio.CancelledError
+    if f.get("hang"):
+        await _hang(request, state)
+    await _delay(state)
+    failure = _failure(state)
+    if failure is not None:
+        return failure
+    if f.get("body"):
+        return _bad_body(str(f["body"]))
+    return await handler(request)
+
+
+async def stats(request: web.Request) -> web.Response:
+    s = request.app[STATE]
+    return web.json_response({"source": s.name, "requests": s.requests, "keys": s.keys, "faults": s.faults})
+
+
+async def reset_stats(request: web.Request) -> web.Response:
+    s = request.app[STATE]
+    s.requests = s.keys = 0
+    return web.json_response({"ok": True})
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "body must be JSON"}, status=400)
+    if not isinstance(body, dict) or set(body) - set(FAULT_KEYS):
+        return web.json_response({"error": f"keys must be among {list(FAULT_KEYS)}"}, status=400)
+    request.app[STATE].faults = body
+    return web.json_response({"ok": True, "faults": body})
+
+
+def source_app(name: str, routes: list[web.RouteDef]) -> web.Application:
+    """An aiohttp app for one source system, with the shared control endpoints."""
+    app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024 * 1024)
+    app[STATE] = SourceState(name)
+    app.add_routes(routes)
+    app.add_routes([web.get("/__stats", stats), web.post("/__stats/reset", reset_stats),
+                    web.post("/__faults", set_faults)])
+    return app

@@ -1,0 +1,95 @@
+"""Customer Graph: one live GraphQL view of each customer over many source systems.
+
+  python gateway.py demo [--port 8000] [--port-base 9100] [--customers N]
+  python gateway.py serve --config gateway.yaml [--port 8000]
+  python gateway.py schema
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import uvicorn
+
+import config as gateway_config
+from server.app import build_schema, create_app
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_server(cfg: gateway_config.GatewayConfig, host: str, port: int) -> None:
+    uvicorn.run(create_app(cfg), host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
+                access_log=False)
+
+
+def start_estate(port_base: int, customers: int, data: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """The demo's source systems in a child process; returns it with the ports it listens on."""
+    cmd = [sys.executable, "-m", "estate", "serve", "--port-base", str(port_base), "--customers", str(customers),
+           "--data", str(data)]
+    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"the demo estate failed to start (exit {proc.wait()})")
+    return proc, json.loads(line)["ports"]
+
+
+def demo(args: argparse.Namespace) -> None:
+    data = Path(args.data).resolve()
+    print(f"Generating {args.customers} customers and starting the source systems on ports "
+          f"{args.port_base + 1}..{args.port_base + 9} ...", flush=True)
+    proc, ports = start_estate(args.port_base, args.customers, data)
+    try:
+        os.environ["ESTATE_DATA"] = str(data)
+        cfg = gateway_config.load(args.config)
+        for name, port in ports.items():
+            if name in cfg.sources and cfg.sources[name].kind != "sql":
+                cfg.sources[name].url = f"http://127.0.0.1:{port}"
+        print(f"Customer Graph is up: open http://127.0.0.1:{args.port}/graphql (GraphiQL), try C-000042.\n"
+              f"  curl -s http://127.0.0.1:{args.port}/graphql -H 'content-type: application/json' "
+              f"-d '{{\"query\":\"{{ customer(id: \\\"C-000042\\\") {{ name identities {{ system id }} }} }}\"}}'\n"
+              "Ctrl-C stops the gateway and the estate.", flush=True)
+        run_server(cfg, args.host, args.port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="start the demo estate and the gateway over it")
+    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--port-base", type=int, default=9100)
+    d.add_argument("--customers", type=int, default=2000)
+    d.add_argument("--data", default=str(HERE / "data"), help="folder for the estate's SQLite files")
+    d.add_argument("--config", default=str(HERE / "gateway.yaml"))
+    d.add_argument("--host", default="127.0.0.1")
+    s = sub.add_parser("serve", help="the gateway alone, against the configured sources")
+    s.add_argument("--config", default="gateway.yaml")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default="127.0.0.1")
+    sub.add_parser("schema", help="print the GraphQL SDL")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd == "schema":
+        print(build_schema().as_str())
+    elif args.cmd == "demo":
+        demo(args)
+    else:
+        try:
+            cfg = gateway_config.load(args.config)
+        except (OSError, gateway_config.ConfigError) as exc:
+            raise SystemExit(f"config error: {exc}") from None
+        run_server(cfg, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Finding golden customers and gathering their records from every source that holds them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors import normalize
+from connectors.records import CrmRecord, Identity
+from resolvers.context import Context
+from resolvers.errors import BadUserInput, NotFound
+
+GOLDEN_ID = re.compile(r"^C-\d{6}$")
+
+
+@dataclass(slots=True)
+class CustomerData:
+    """A golden customer as resolved at object level: its identities and CRM records."""
+
+    id: str
+    identities: list[Identity]
+    crm: list[CrmRecord] = field(default_factory=list)
+
+    def ids_in(self, system: str) -> list[str]:
+        return [i.id for i in self.identities if i.system == system]
+
+
+async def load_customers(ctx: Context, ids: list[str], with_crm: bool) -> list[CustomerData | Exception]:
+    """Customers in the order asked; a BadUserInput or NotFound in place of each bad or unknown id."""
+    valid = [i for i in ids if GOLDEN_ID.match(i)]
+    identity = ctx.source(ctx.config.identity)
+    found = dict(zip(valid, await ctx.load_many(identity, "identities", valid)))
+    customers = {gid: CustomerData(gid, idents) for gid, idents in found.items() if idents}
+    if with_crm and customers:
+        await _attach_crm(ctx, list(customers.values()))
+    return [customers.get(i) or (NotFound(f"no customer with id {i}") if GOLDEN_ID.match(i) else
+                                 BadUserInput(f"malformed customer id {i!r}: expected the form C-000042"))
+            for i in ids]
+
+
+async def _attach_crm(ctx: Context, customers: list[CustomerData]) -> None:
+    crm = ctx.source(ctx.config.crm)
+    system = crm.config.system
+    keys = [k for c in customers for k in c.ids_in(system)]
+    records = dict(zip(keys, await ctx.load_many(crm, "crm", keys)))
+    for c in customers:
+        c.crm = [records[k] for k in c.ids_in(system) if records.get(k) is not None]
+
+
+def match_keys(ctx: Context, email: str | None, phone: str | None, loyalty_card: str | None) -> list[str]:
+    """Standardised "kind:value" keys for the identifiers given; a clear error for an unusable one."""
+    keys = []
+    if email is not None:
+        if "@" not in email:
+            raise BadUserInput(f"email {email!r} is not an email address")
+        keys.append(f"email:{normalize.email(email)}")
+    if phone is not None:
+        e164 = normalize.phone(phone, ctx.config.phone_country)
+        if e164 is None:
+            raise BadUserInput(f"phone {phone!r} is not a phone number")
+        keys.append(f"phone:{e164}")
+    if loyalty_card is not None:
+        if not normalize.card(loyalty_card):
+            raise BadUserInput(f"loyaltyCard {loyalty_card!r} has no digits")
+        keys.append(f"loyalty_card:{normalize.card(loyalty_card)}")
+    return keys
+
+
+async def find_golden_ids(ctx: Context, keys: list[str], system_key: str | None) -> list[str]:
+    """Golden ids matching the identifiers: those matching all of them first, then by how many they match."""
+    identity = ctx.source(ctx.config.identity)
+    lookups = [ctx.load_many(identity, "match", keys)]
+    if system_key is not None:
+        lookups.append(ctx.load_many(identity, "lookup", [system_key]))
+    hits: dict[str, int] = {}
+    for result in await asyncio.gather(*lookups):
+        for gids in result:
+            for gid in gids or ():
+                hits[gid] = hits.get(gid, 0) + 1
+    wanted = len(keys) + (system_key is not None)
+    full = sorted(g for g, n in hits.items() if n == wanted)
+    return full or sorted(hits, key=lambda g: (-hits[g], g))
+
+
+def _flatten(results: list[list[Any]]) -> list[Any]:
+    out: list[Any] = []
+    for found in results:
+        for item in found:
+            if isinstance(item, list):
+                out.extend(item)
+            elif item is not None:
+                out.append(item)
+    return out
+
+
+async def records(ctx: Context, entity: str, customer: CustomerData) -> list[Any]:
+    """Every record of `entity` about this customer, from every source providing it, lists flattened."""
+    return _flatten(await asyncio.gather(
+        *(ctx.load_many(c, entity, customer.ids_in(c.config.system)) for c in ctx.providers(entity))))
+
+
+async def related(ctx: Context, entity: str, keys: list[str]) -> list[Any]:
+    """Records of a child entity (shipments of orders, agents of interactions) by their own keys."""
+    return _flatten(await asyncio.gather(*(ctx.load_many(c, entity, keys) for c in ctx.providers(entity))))

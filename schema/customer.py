@@ -1,0 +1,142 @@
+"""The Customer: one person, composed live from every system that knows them.
+
+CRM-backed fields are plain (the CRM record is fetched at object level); each other
+field asks its source through the request's loaders, so 100 customers cost one call
+per source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import strawberry
+from strawberry import Parent
+from strawberry.types import Info
+
+from connectors import records as r
+from resolvers.customer import CustomerData, records
+from resolvers.errors import BadUserInput
+from schema.enums import UNRESOLVED, Channel, InvoiceStatus, Segment, TicketStatus
+from schema.types import (Address, BillingAccount, Identity, Interaction, Invoice, LoyaltyMembership, MarketingStatus,
+                          Offer, Order, Preferences, Ticket, Warranty, WebSession)
+
+T = TypeVar("T")
+MAX_FIRST = 100
+# GraphQL names of the fields that need the CRM record: the root resolvers fetch it only for these.
+CRM_FIELDS = frozenset({"name", "firstName", "lastName", "emails", "phones", "addresses", "segment", "language",
+                        "preferences"})
+
+
+def newest(items: Iterable[T], when: Callable[[T], Any], first: int | None,
+           keep: Callable[[T], bool] = lambda _: True) -> list[T]:
+    """Items that pass `keep`, newest first, at most `first`."""
+    if first is not None and not 0 <= first <= MAX_FIRST:
+        raise BadUserInput(f"first must be between 0 and {MAX_FIRST}")
+    return sorted((i for i in items if keep(i)), key=when, reverse=True)[:first]
+
+
+@strawberry.type(description="One customer across every system: a golden id (C-000042) and everything "
+                             "each source holds about them, fetched live.")
+class Customer:
+    id: strawberry.ID
+
+    @strawberry.field(description="Full name from the CRM (the first of duplicate CRM records).")
+    def name(self, root: Parent[CustomerData]) -> str | None:
+        return f"{root.crm[0].first_name} {root.crm[0].last_name}" if root.crm else None
+
+    @strawberry.field
+    def first_name(self, root: Parent[CustomerData]) -> str | None:
+        return root.crm[0].first_name if root.crm else None
+
+    @strawberry.field
+    def last_name(self, root: Parent[CustomerData]) -> str | None:
+        return root.crm[0].last_name if root.crm else None
+
+    @strawberry.field(description="Distinct emails across the customer's CRM records, trimmed and lower-cased.")
+    def emails(self, root: Parent[CustomerData]) -> list[str]:
+        return list(dict.fromkeys(c.email for c in root.crm if c.email))
+
+    @strawberry.field(description="Distinct phone numbers across the CRM records, in E.164 form.")
+    def phones(self, root: Parent[CustomerData]) -> list[str]:
+        return list(dict.fromkeys(p for c in root.crm for p in c.phones))
+
+    @strawberry.field
+    def addresses(self, root: Parent[CustomerData]) -> list[Address]:
+        return list({(a.line1, a.city, a.postcode, a.country): a for a in (c.address for c in root.crm)}.values())
+
+    @strawberry.field
+    def segment(self, root: Parent[CustomerData]) -> Segment | None:
+        return root.crm[0].segment if root.crm else None
+
+    @strawberry.field
+    def preferences(self, root: Parent[CustomerData]) -> Preferences | None:
+        if not root.crm:
+            return None
+        c = root.crm[0]
+        return Preferences(preferred_channel=c.preferred_channel, language=c.language, consent=c.consent)
+
+    @strawberry.field(description="Every record of this person in every system (from the identity crosswalk).")
+    def identities(self, root: Parent[CustomerData], system: str | None = None) -> list[Identity]:
+        return [i for i in root.identities if system is None or i.system == system]
+
+    @strawberry.field(description="Billing accounts.")
+    async def accounts(self, root: Parent[CustomerData], info: Info) -> list[BillingAccount] | None:
+        return await records(info.context, "accounts", root)
+
+    @strawberry.field(description="Invoices across all billing accounts, newest first.")
+    async def invoices(self, root: Parent[CustomerData], info: Info, status: InvoiceStatus | None = None,
+                       first: int | None = 20) -> list[Invoice] | None:
+        accounts: list[r.Account] = await records(info.context, "accounts", root)
+        return newest((i for a in accounts for i in a.invoices), lambda i: (i.issued_on, i.number), first,
+                      lambda i: status is None or i.status == status)
+
+    @strawberry.field(description="Web shop orders (web, store and phone), newest first.")
+    async def orders(self, root: Parent[CustomerData], info: Info, first: int | None = 20,
+                     since: datetime | None = None) -> list[Order] | None:
+        since_utc = since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None
+        return newest(await records(info.context, "orders", root), lambda o: (o.placed_at, o.number), first,
+                      lambda o: since_utc is None or o.placed_at >= since_utc)
+
+    @strawberry.field(description="Helpdesk tickets, newest first. `unresolved: true` keeps NEW, OPEN, PENDING "
+                                  "and ON_HOLD.")
+    async def tickets(self, root: Parent[CustomerData], info: Info, status: TicketStatus | None = None,
+                      unresolved: bool | None = None, first: int | None = 20) -> list[Ticket] | None:
+        return newest(await records(info.context, "tickets", root), lambda t: (t.created_at, t.id), first,
+                      lambda t: (status is None or t.status == status)
+                      and (unresolved is None or (t.status in UNRESOLVED) == unresolved))
+
+    @strawberry.field(description="Contact-center interactions on every number of the customer, newest first.")
+    async def interactions(self, root: Parent[CustomerData], info: Info, channel: Channel | None = None,
+                           first: int | None = 20) -> list[Interaction] | None:
+        return newest(await records(info.context, "interactions", root), lambda i: (i.started_at, i.id), first,
+                      lambda i: channel is None or i.channel == channel)
+
+    @strawberry.field(description="Standing in marketing automation (opt-out).")
+    async def marketing(self, root: Parent[CustomerData], info: Info) -> MarketingStatus | None:
+        contacts: list[r.MarketingContact] = await records(info.context, "marketing", root)
+        return contacts[0] if contacts else None
+
+    @strawberry.field(description="Marketing offers sent, newest first; `withinDays` keeps the recent ones.")
+    async def offers(self, root: Parent[CustomerData], info: Info, within_days: int | None = None,
+                     first: int | None = 20) -> list[Offer] | None:
+        if within_days is not None and within_days < 0:
+            raise BadUserInput("withinDays must not be negative")
+        cutoff = datetime.now(timezone.utc) - timedelta(days=within_days) if within_days is not None else None
+        contacts: list[r.MarketingContact] = await records(info.context, "marketing", root)
+        return newest((o for c in contacts for o in c.offers), lambda o: (o.sent_at, o.id), first,
+                      lambda o: cutoff is None or o.sent_at >= cutoff)
+
+    @strawberry.field(description="Loyalty membership, if any.")
+    async def loyalty(self, root: Parent[CustomerData], info: Info) -> LoyaltyMembership | None:
+        members = await records(info.context, "loyalty", root)
+        return max(members, key=lambda m: m.points) if members else None
+
+    @strawberry.field(description="Products registered for warranty, with claims and RMAs.")
+    async def warranties(self, root: Parent[CustomerData], info: Info) -> list[Warranty] | None:
+        return sorted(await records(info.context, "warranties", root), key=lambda w: w.purchased_on, reverse=True)
+
+    @strawberry.field(description="Recent web sessions from web analytics, newest first.")
+    async def web_activity(self, root: Parent[CustomerData], info: Info, first: int | None = 20) -> list[WebSession] | None:
+        return newest(await records(info.context, "web_sessions", root), lambda s: (s.started_at, s.id), first)
