@@ -31,8 +31,8 @@ def run_server(cfg: gateway_config.GatewayConfig, host: str, port: int) -> None:
 def start_estate(port_base: int, customers: int, data: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
     """The demo's source systems in a child process; returns it with the ports it listens on."""
     cmd = [sys.executable, "-m", "estate", "serve", "--port-base", str(port_base), "--customers", str(customers),
-           "--data", str(data)]
-    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, text=True)
+           "--data", str(data), "--exit-with-parent"]
+    proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:

@@ -54,12 +54,22 @@ class Connector:
         self.limit = asyncio.Semaphore(config.concurrency)
         self.module: ModuleType = importlib.import_module(f"connectors.mappings.{config.mapping}")
         self.entities: dict[str, Fetcher] = self.module.ENTITIES
+        self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
 
     def error(self, code: str, message: str, detail: str = "") -> SourceError:
         return SourceError(self.name, code, f"{self.name}: {message}", detail)
 
     async def fetch(self, entity: str, keys: list[str]) -> dict[str, Any]:
         """Records for `keys` (missing keys absent), within the source's timeout."""
+        self.calls += 1
+        self.keys += len(keys)
+        try:
+            return await self._fetch(entity, keys)
+        except SourceError:
+            self.failures += 1
+            raise
+
+    async def _fetch(self, entity: str, keys: list[str]) -> dict[str, Any]:
         try:
             return await asyncio.wait_for(self.entities[entity](self, keys), self.config.timeout_s)
         except asyncio.TimeoutError:
@@ -69,6 +79,9 @@ class Connector:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             # The source answered, but not in the shape its mapping expects.
             raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": self.config.kind, "calls": self.calls, "keys": self.keys, "failures": self.failures}
 
     async def close(self) -> None:
         """Release what the connector holds (pools); the default holds nothing."""

@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import sys
+import threading
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -57,8 +58,12 @@ async def serve(args: argparse.Namespace) -> None:
     print(json.dumps({"ready": True, "data": str(Path(args.data).resolve()), "ports": ports,
                       **est.manifest()}), flush=True)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
+    if args.exit_with_parent:
+        # The parent holds our stdin open; when it dies, however it dies, we read EOF and stop.
+        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
     await stop.wait()
     for runner in runners:
         await runner.cleanup()
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--port-base", type=int, default=9100)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--data", default="data", help="folder for the SQLite files and ground truth")
+    s.add_argument("--exit-with-parent", action="store_true", help="stop when standard input closes")
     ld = sub.add_parser("load", help="load a SQL system into PostgreSQL or MariaDB")
     _common(ld)
     ld.add_argument("--dsn", required=True, help="e.g. postgresql+asyncpg://postgres@127.0.0.1/test")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,10 @@ class SourceState:
     name: str
     requests: int = 0
     keys: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    # (start, end) wall-clock times of recent requests, so tests can see which calls overlapped.
+    windows: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=2000))
     faults: dict[str, Any] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -74,6 +80,17 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     state = request.app[STATE]
     state.requests += 1
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    started = time.time()
+    try:
+        return await _serve(request, handler, state)
+    finally:
+        state.in_flight -= 1
+        state.windows.append((started, time.time()))
+
+
+async def _serve(request: web.Request, handler: Handler, state: SourceState) -> web.StreamResponse:
     f = state.faults
     if f.get("down"):
         if request.transport is not None:
@@ -92,12 +109,14 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def stats(request: web.Request) -> web.Response:
     s = request.app[STATE]
-    return web.json_response({"source": s.name, "requests": s.requests, "keys": s.keys, "faults": s.faults})
+    return web.json_response({"source": s.name, "requests": s.requests, "keys": s.keys, "faults": s.faults,
+                              "max_in_flight": s.max_in_flight, "windows": list(s.windows)})
 
 
 async def reset_stats(request: web.Request) -> web.Response:
     s = request.app[STATE]
-    s.requests = s.keys = 0
+    s.requests = s.keys = s.max_in_flight = 0
+    s.windows.clear()
     return web.json_response({"ok": True})
 
 

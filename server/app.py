@@ -61,10 +61,16 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(_request: Request) -> Response:
+        sources = holder["endpoint"].sources
+        return JSONResponse({"status": "ready",
+                             "sources": {n: c.status() for n, c in sources.connectors.items()}})
+
     routes = [
         Route("/graphql", graphql_post, methods=["POST"]),
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -25,8 +25,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         code = "GRAPHQL_PARSE_FAILED"
     elif isinstance(original, (SourceError, ClientError)):
         return out  # message and extensions are made for clients
-    elif original is None:
-        code = "BAD_USER_INPUT" if "Variable" in error.message else "GRAPHQL_VALIDATION_FAILED"
+    elif original is None or isinstance(original, GraphQLError):  # validation, or variables that do not coerce
+        code = "BAD_USER_INPUT" if error.message.startswith("Variable") else "GRAPHQL_VALIDATION_FAILED"
     else:
         out["message"] = "internal error"  # the detail is in the server log, never with the client
         code = "INTERNAL_SERVER_ERROR"
@@ -39,7 +39,7 @@ def log_errors(errors: list[GraphQLError]) -> None:
         original = error.original_error
         if isinstance(original, SourceError):
             log.warning("source %s failed (%s) at %s: %s", original.source, original.code, error.path, original.detail)
-        elif isinstance(original, ClientError) or original is None:
+        elif original is None or isinstance(original, (ClientError, GraphQLError)):
             log.info("client error: %s", error.message)
         else:
             log.error("unexpected error at %s", error.path, exc_info=original)

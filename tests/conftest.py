@@ -1,0 +1,48 @@
+"""One demo estate and one gateway for the whole test session, as real processes on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from estate.generate import Estate as EstateData
+from estate.generate import generate
+from tests.harness import Estate, Gateway, gateway_config, start_estate, start_gateway
+
+# A small helpdesk page so that cursor pagination is exercised on every run.
+HELPDESK_PAGE = 5
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("customer-graph")
+
+
+@pytest.fixture(scope="session")
+def estate(workdir: Path) -> Iterator[Estate]:
+    est = start_estate(workdir / "data", customers=400)
+    yield est
+    est.stop()
+
+
+@pytest.fixture(scope="session")
+def truth(estate: Estate) -> EstateData:
+    """The generator's ground truth: the same estate, regenerated in-process."""
+    return generate(estate.customers, estate.seed, estate.as_of)
+
+
+@pytest.fixture(scope="session")
+def gateway(estate: Estate, workdir: Path) -> Iterator[Gateway]:
+    gw = start_gateway(gateway_config(estate, {"helpdesk": {"options": {"page_size": HELPDESK_PAGE}}}), workdir)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts and ends with healthy sources."""
+    yield
+    if "estate" in request.fixturenames:
+        request.getfixturevalue("estate").clear_faults()

@@ -1,0 +1,162 @@
+"""Start the demo estate and gateways as real processes on loopback, and talk to them over HTTP.
+
+Used by the tests and the benchmarks; nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(span: int = 10) -> int:
+    """A base such that base+1 .. base+span are all free."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1] - 1
+        if base + span < 65000 and all(_free(base + i) for i in range(1, span + 1)):
+            return base
+    raise RuntimeError("no free port range")
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def _wait_http(url: str, proc: subprocess.Popen[Any], what: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if http("GET", url, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer at {url}")
+
+
+@dataclass
+class Estate:
+    proc: subprocess.Popen[str]
+    ports: dict[str, int]
+    data: Path
+    customers: int
+    seed: int
+    as_of: date
+
+    def url(self, source: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[source]}{path}"
+
+    def stats(self, source: str) -> dict[str, Any]:
+        return json.loads(http("GET", self.url(source, "/__stats"))[2])
+
+    def reset_stats(self) -> None:
+        for name in self.ports:
+            http("POST", self.url(name, "/__stats/reset"))
+
+    def faults(self, source: str, faults: dict[str, Any]) -> None:
+        status, _, body = http("POST", self.url(source, "/__faults"), json.dumps(faults).encode(),
+                               {"content-type": "application/json"})
+        assert status == 200, body
+
+    def clear_faults(self) -> None:
+        for name in self.ports:
+            self.faults(name, {})
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(15)
+
+
+def start_estate(data: Path, customers: int = 300, seed: int = 42) -> Estate:
+    base = free_port_base()
+    proc = subprocess.Popen([sys.executable, "-m", "estate", "serve", "--port-base", str(base), "--customers",
+                             str(customers), "--seed", str(seed), "--data", str(data), "--exit-with-parent"],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"estate exited with {proc.wait()}")
+    ready = json.loads(line)
+    return Estate(proc, ready["ports"], data, customers, seed, date.fromisoformat(ready["as_of"]))
+
+
+def gateway_config(estate: Estate, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """gateway.yaml with the HTTP sources pointed at this estate and the SQL ones at its files."""
+    cfg = yaml.safe_load((ROOT / "gateway.yaml").read_text())
+    for name, src in cfg["sources"].items():
+        if src["kind"] == "sql":
+            src["dsn"] = f"sqlite+aiosqlite:///{estate.data.resolve() / (name + '.sqlite')}"
+        else:
+            src["url"] = estate.url(name)
+        src.update((overrides or {}).get(name, {}))
+    return cfg
+
+
+@dataclass
+class Gateway:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def post(self, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None,
+             path: str = "/graphql") -> tuple[int, dict[str, str], bytes]:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        return http("POST", self.url + path, body, {"content-type": "application/json", **(headers or {})})
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
+        status, _, body = self.post({"query": query, "variables": variables or {}}, headers)
+        assert status == 200, (status, body[:500])
+        return json.loads(body)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(15)
+
+
+def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway") -> Gateway:
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port_base(1) + 1
+    log = workdir / f"{name}.log"
+    proc = subprocess.Popen([sys.executable, "gateway.py", "serve", "--config", str(path), "--port", str(port)],
+                            cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _wait_http(f"http://127.0.0.1:{port}/healthz", proc, "gateway")
+    return Gateway(proc, port, log)

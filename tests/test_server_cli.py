@@ -1,0 +1,67 @@
+"""The front door: the demo command, the SDL printer, GraphiQL offline, health."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.harness import ROOT, Gateway, free_port_base, http
+
+
+def test_schema_command_prints_the_public_contract() -> None:
+    sdl = subprocess.run([sys.executable, "gateway.py", "schema"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert "customer(id: ID!): Customer" in sdl
+    assert "customers(ids: [ID!]!): [Customer]!" in sdl
+    assert re.search(r"findCustomers\(email: String = null, phone: String = null, loyaltyCard: String = null, "
+                     r"systemId: SystemIdInput = null\): \[Customer!\]!", sdl)
+    assert "JSON" not in sdl  # typed fields only, no blobs
+
+
+def test_graphiql_is_served_offline_with_an_example(gateway: Gateway) -> None:
+    status, headers, body = http("GET", gateway.url + "/graphql", headers={"accept": "text/html"})
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert "PointOfSale" in page and "__DEFAULT_QUERY_JSON__" not in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/static/") for a in assets)  # nothing from a CDN
+    for asset in assets:
+        status, _, content = http("GET", gateway.url + asset)
+        assert status == 200 and len(content) > 1000, asset
+
+
+def test_health(gateway: Gateway) -> None:
+    status, _, body = http("GET", gateway.url + "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_demo_command_starts_estate_and_gateway(tmp_path: Path) -> None:
+    base = free_port_base(12)
+    port = base + 11
+    proc = subprocess.Popen([sys.executable, "gateway.py", "demo", "--port", str(port), "--port-base", str(base),
+                             "--customers", "150", "--data", str(tmp_path / "data")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert f"http://127.0.0.1:{port}/graphql" in lines[1], lines
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                status, _, body = http("POST", f"http://127.0.0.1:{port}/graphql",
+                                       json.dumps({"query": '{ customer(id: "C-000042") { id loyalty { tier } '
+                                                            'identities { system } } }'}).encode(),
+                                       {"content-type": "application/json"}, timeout=5)
+                break
+            except OSError:
+                time.sleep(0.2)
+        answer = json.loads(body)
+        assert status == 200 and answer["data"]["customer"]["id"] == "C-000042" and "errors" not in answer
+        assert (tmp_path / "data" / "crm.sqlite").exists()  # embedded SQLite, no database server
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -1,0 +1,67 @@
+"""What the graph should say about a golden customer, computed from the generator's raw data."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+from estate.generate import Estate
+
+
+def iso_z(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+class Truth:
+    def __init__(self, est: Estate) -> None:
+        self.est = est
+
+    @cached_property
+    def ids(self) -> dict[str, dict[str, list[str]]]:
+        out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for row in self.est.crosswalk:
+            out[row["golden_id"]][row["system"]].append(row["system_key"])
+        return out
+
+    @cached_property
+    def lines(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for line in self.est.shop_lines:
+            out[line["order_number"]].append(line)
+        return out
+
+    def identities(self, gid: str) -> list[dict[str, str]]:
+        return [{"system": r["system"], "id": r["system_key"]} for r in self.est.crosswalk if r["golden_id"] == gid]
+
+    def crm(self, gid: str) -> list[dict[str, Any]]:
+        keys = set(self.ids[gid]["crm"])
+        return [r for r in self.est.crm if r["cust_no"] in keys]
+
+    def orders(self, gid: str) -> list[dict[str, Any]]:
+        accounts = set(self.ids[gid]["shop"])
+        return [o for o in self.est.shop_orders if o["account_email"] in accounts]
+
+    def accounts(self, gid: str) -> list[dict[str, Any]]:
+        return [self.est.billing[a] for a in self.ids[gid]["billing"]]
+
+    def tickets(self, gid: str) -> list[dict[str, Any]]:
+        return [t for e in self.ids[gid]["helpdesk"] for t in self.est.helpdesk[e]]
+
+    def interactions(self, gid: str) -> list[dict[str, Any]]:
+        return [i for p in self.ids[gid]["contact"] for i in self.est.contact[p]]
+
+    def marketing(self, gid: str) -> dict[str, Any] | None:
+        ids = self.ids[gid]["marketing"]
+        return self.est.marketing[ids[0]] if ids else None
+
+    def loyalty(self, gid: str) -> dict[str, Any] | None:
+        ids = self.ids[gid]["loyalty"]
+        return self.est.loyalty[ids[0]] if ids else None
+
+    def warranties(self, gid: str) -> list[dict[str, Any]]:
+        return [w for r in self.ids[gid]["warranty"] for w in self.est.warranty[r]]
+
+    def sessions(self, gid: str) -> list[dict[str, Any]]:
+        return [s for v in self.ids[gid]["analytics"] for s in self.est.analytics[v]]
