@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from config import GatewayConfig
 from connectors.base import Connector
+from resolvers.loader import SettledLoader
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Context:
         key = (connector.name, entity)
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = DataLoader(_batch_fn(connector, entity))
+            loader = self._loaders[key] = SettledLoader(_batch_fn(connector, entity))
         return loader
 
     def source(self, name: str) -> Connector:
@@ -66,4 +67,7 @@ class Context:
         keys = list(keys)
         if not keys:
             return []
-        return await self.loader(connector, entity).load_many(keys)
+        loader = self.loader(connector, entity)
+        if len(keys) == 1:  # the common case: skip gather's bookkeeping
+            return [await loader.load(keys[0])]
+        return await loader.load_many(keys)

@@ -78,7 +78,8 @@ def fresh_database(engine: str) -> Iterator[str]:
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(_admin(admin, f"DROP DATABASE {quote}{name}{quote}"))
+        force = " WITH (FORCE)" if quote == '"' else ""  # PostgreSQL 13+: even if a connection lingers
+        asyncio.run(_admin(admin, f"DROP DATABASE {quote}{name}{quote}{force}"))
 
 
 def load_estate(estate: Estate, dsn: str) -> None:
@@ -100,7 +101,7 @@ def lookups(truth: Any) -> list[tuple[dict[str, Any], bool]]:
     mixed = next(g for g in shop if t.ids[g]["shop"][0] != t.ids[g]["shop"][0].lower())
     row = t.crm(crm)[0]
     e164 = next(r["match_key"] for r in truth.match_keys if r["golden_id"] == shop[1] and r["kind"] == "phone")
-    shared = {}
+    shared: dict[str, set[str]] = {}
     for r in truth.match_keys:
         if r["kind"] == "phone":
             shared.setdefault(r["match_key"], set()).add(r["golden_id"])
