@@ -26,6 +26,7 @@ class GatewayConfig:
     identity: str = "crosswalk"  # the source that links golden ids to every system's records
     crm: str = "crm"  # the source of names, emails, phones and preferences
     max_ids: int = 100
+    request_timeout_s: float = 5.0  # every source call of one request ends by then
     phone_country: str = "31"  # for phone numbers typed without a country code
     sources: dict[str, SourceConfig] = field(default_factory=dict)
 

@@ -7,20 +7,26 @@ import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker, with_retries
+
+T = TypeVar("T")
+OVERLOADED = "bulkhead full"
 
 # The codes a client sees in `extensions.code` when a source lets it down.
 SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
 SOURCE_TIMEOUT = "SOURCE_TIMEOUT"
 SOURCE_BAD_RESPONSE = "SOURCE_BAD_RESPONSE"
+CIRCUIT_OPEN = "CIRCUIT_OPEN"
 
 
 class SourceError(Exception):
     """A source failed; the message is safe for clients, the detail goes to the log only."""
 
-    def __init__(self, source: str, code: str, message: str, detail: str = "") -> None:
+    def __init__(self, source: str, code: str, message: str, detail: str = "", retryable: bool = False) -> None:
         super().__init__(message)
-        self.source, self.code, self.detail = source, code, detail
+        self.source, self.code, self.detail, self.retryable = source, code, detail, retryable
         self.extensions = {"code": code, "source": source}
 
 
@@ -35,8 +41,13 @@ class SourceConfig:
     url: str = ""
     dsn: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    timeout_s: float = 2.0
-    concurrency: int = 16
+    timeout_s: float = 2.0  # the most one call may take, retries included
+    concurrency: int = 16  # calls in flight at once (the bulkhead)
+    queue: int = 512  # calls waiting for a slot; beyond that they fail at once
+    retries: int = 2  # on connection errors and 502/503/504 only
+    retry_backoff_ms: float = 50.0
+    circuit_failures: int = 5  # failed calls in a row that open the circuit
+    circuit_reset_s: float = 5.0  # how long it stays open before one probe call
     max_body_bytes: int = 8 * 1024 * 1024
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -51,37 +62,71 @@ class Connector:
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
         self.name = config.name
-        self.limit = asyncio.Semaphore(config.concurrency)
+        self.bulkhead = Bulkhead(config.concurrency, config.queue)
+        self.circuit = CircuitBreaker(config.circuit_failures, config.circuit_reset_s)
         self.module: ModuleType = importlib.import_module(f"connectors.mappings.{config.mapping}")
         self.entities: dict[str, Fetcher] = self.module.ENTITIES
         self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
 
-    def error(self, code: str, message: str, detail: str = "") -> SourceError:
-        return SourceError(self.name, code, f"{self.name}: {message}", detail)
+    def error(self, code: str, message: str, detail: str = "", retryable: bool = False) -> SourceError:
+        return SourceError(self.name, code, f"{self.name}: {message}", detail, retryable)
 
-    async def fetch(self, entity: str, keys: list[str]) -> dict[str, Any]:
-        """Records for `keys` (missing keys absent), within the source's timeout."""
+    async def fetch(self, entity: str, keys: list[str], deadline: float | None = None) -> dict[str, Any]:
+        """Records for `keys` (missing keys absent), within the source's timeout and the request's
+        deadline (a loop time), through the circuit breaker."""
         self.calls += 1
         self.keys += len(keys)
-        try:
-            return await self._fetch(entity, keys)
-        except SourceError:
+        if not self.circuit.allow():
             self.failures += 1
-            raise
-
-    async def _fetch(self, entity: str, keys: list[str]) -> dict[str, Any]:
+            raise self.error(CIRCUIT_OPEN, f"circuit open after repeated failures; retry in "
+                                           f"{self.circuit.retry_in():.1f} s")
         try:
-            return await asyncio.wait_for(self.entities[entity](self, keys), self.config.timeout_s)
+            result = await self._fetch(entity, keys, deadline)
+        except SourceError as exc:
+            self.failures += 1
+            if exc.code == SOURCE_UNAVAILABLE and exc.detail == OVERLOADED:
+                self.circuit.release()  # our own queue was full: no verdict on the source
+            else:
+                self.circuit.failure()
+            raise
+        except BaseException:
+            self.circuit.release()
+            raise
+        self.circuit.success()
+        return result
+
+    async def _fetch(self, entity: str, keys: list[str], deadline: float | None) -> dict[str, Any]:
+        budget = self.config.timeout_s
+        if deadline is not None:
+            budget = min(budget, deadline - asyncio.get_running_loop().time())
+            if budget <= 0:
+                raise self.error(SOURCE_TIMEOUT, "the request's deadline had passed")
+        try:
+            return await asyncio.wait_for(self.entities[entity](self, keys), budget)
         except asyncio.TimeoutError:
-            raise self.error(SOURCE_TIMEOUT, f"no answer within {self.config.timeout_s:g} s") from None
+            raise self.error(SOURCE_TIMEOUT, f"no answer within {budget:.2g} s") from None
         except SourceError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             # The source answered, but not in the shape its mapping expects.
             raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
 
+    async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One request to the source: through the bulkhead, retried while it fails retryably."""
+        async def attempt() -> T:
+            try:
+                async with self.bulkhead:
+                    return await call()
+            except BulkheadFull:
+                raise self.error(SOURCE_UNAVAILABLE, "too many calls waiting for this source", OVERLOADED) from None
+
+        return await with_retries(attempt, lambda e: isinstance(e, SourceError) and e.retryable,
+                                  self.config.retries, self.config.retry_backoff_ms / 1000)
+
     def status(self) -> dict[str, Any]:
-        return {"kind": self.config.kind, "calls": self.calls, "keys": self.keys, "failures": self.failures}
+        return {"kind": self.config.kind, "circuit": self.circuit.state, "circuit_opened": self.circuit.opens,
+                "calls": self.calls, "keys": self.keys, "failures": self.failures,
+                "in_flight_waiting": self.bulkhead.waiting, "rejected": self.bulkhead.rejected}
 
     async def close(self) -> None:
         """Release what the connector holds (pools); the default holds nothing."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -33,21 +32,23 @@ class HttpConnector(Connector):
                       headers: dict[str, str] | None = None, **kw: Any) -> bytes | None:
         """The body of a 2xx answer; None for a 404 when `missing_ok`; a SourceError otherwise."""
         headers = {**self.config.headers, **headers} if headers else self.config.headers
-        async with self.limit:
-            try:
-                async with self.session.request(method, self.base + path, headers=headers, **kw) as resp:
-                    if resp.status == 404 and missing_ok:
-                        return None
-                    body = await self._read_capped(resp)
-                    if resp.status >= 400:
-                        code = SOURCE_UNAVAILABLE if resp.status >= 500 or resp.status in (408, 429) \
-                            else SOURCE_BAD_RESPONSE
-                        raise self.error(code, f"answered HTTP {resp.status}", body[:200].decode(errors="replace"))
-                    return body
-            except aiohttp.ClientError as exc:
-                raise self.error(SOURCE_UNAVAILABLE, "connection failed", repr(exc)) from None
-            except asyncio.TimeoutError:
-                raise  # the connector's deadline; reported by Connector.fetch
+        return await self.guarded(lambda: self._once(method, path, missing_ok, headers, kw))
+
+    async def _once(self, method: str, path: str, missing_ok: bool, headers: dict[str, str],
+                    kw: dict[str, Any]) -> bytes | None:
+        try:
+            async with self.session.request(method, self.base + path, headers=headers, **kw) as resp:
+                if resp.status == 404 and missing_ok:
+                    return None
+                body = await self._read_capped(resp)
+                if resp.status >= 400:
+                    code = SOURCE_UNAVAILABLE if resp.status >= 500 or resp.status in (408, 429) \
+                        else SOURCE_BAD_RESPONSE
+                    raise self.error(code, f"answered HTTP {resp.status}", body[:200].decode(errors="replace"),
+                                     retryable=resp.status in _RETRYABLE)
+                return body
+        except aiohttp.ClientError as exc:
+            raise self.error(SOURCE_UNAVAILABLE, "connection failed", repr(exc), retryable=True) from None
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         cap = self.config.max_body_bytes

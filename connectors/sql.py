@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, SourceConfig
@@ -22,15 +22,17 @@ class SqlConnector(Connector):
     async def rows(self, sql: str, keys: Sequence[Any], **params: Any) -> list[dict[str, Any]]:
         """Rows of `sql`, whose `:keys` parameter expands to the list of keys."""
         stmt = text(sql).bindparams(bindparam("keys", expanding=True))
-        async with self.limit:
-            try:
-                async with self.engine.connect() as conn:
-                    result = await conn.execute(stmt, {"keys": list(keys), **params})
-                    return [dict(r) for r in result.mappings()]
-            except (OperationalError, DBAPIError, OSError) as exc:
-                raise self.error(SOURCE_UNAVAILABLE, "database unavailable", repr(exc)[:300]) from None
-            except SQLAlchemyError as exc:
-                raise self.error(SOURCE_BAD_RESPONSE, "query failed", repr(exc)[:300]) from None
+        return await self.guarded(lambda: self._once(stmt, {"keys": list(keys), **params}))
+
+    async def _once(self, stmt: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(stmt, params)
+                return [dict(r) for r in result.mappings()]
+        except (OperationalError, InterfaceError, OSError) as exc:  # the connection, not the query
+            raise self.error(SOURCE_UNAVAILABLE, "database unavailable", repr(exc)[:300], retryable=True) from None
+        except SQLAlchemyError as exc:
+            raise self.error(SOURCE_BAD_RESPONSE, "query failed", repr(exc)[:300]) from None
 
     async def close(self) -> None:
         await self.engine.dispose()

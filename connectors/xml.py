@@ -35,6 +35,8 @@ class XmlConnector(HttpConnector):
             root = ElementTree.fromstring(raw or b"")
         except ElementTree.ParseError as exc:
             raise self.error(SOURCE_BAD_RESPONSE, "invalid XML", repr(exc)) from None
+        if root.tag != f"{{{SOAP_NS}}}Envelope" or root.find(f"{{{SOAP_NS}}}Body") is None:
+            raise self.error(SOURCE_BAD_RESPONSE, "not a SOAP envelope", (raw or b"")[:200].decode(errors="replace"))
         fault = root.find(f".//{{{SOAP_NS}}}Fault")
         if fault is not None:
             raise self.error(SOURCE_BAD_RESPONSE, "SOAP fault", ElementTree.tostring(fault)[:300].decode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,9 +35,9 @@ class Sources:
             await c.close()
 
 
-def _batch_fn(connector: Connector, entity: str) -> Any:
+def _batch_fn(connector: Connector, entity: str, deadline: float) -> Any:
     async def load(keys: list[str]) -> list[Any]:
-        found = await connector.fetch(entity, keys)
+        found = await connector.fetch(entity, keys, deadline)
         return [found.get(k) for k in keys]
 
     return load
@@ -48,13 +49,14 @@ class Context:
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
         self.config = sources.config
+        self.deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
         self._loaders: dict[tuple[str, str], DataLoader[str, Any]] = {}
 
     def loader(self, connector: Connector, entity: str) -> DataLoader[str, Any]:
         key = (connector.name, entity)
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = SettledLoader(_batch_fn(connector, entity))
+            loader = self._loaders[key] = SettledLoader(_batch_fn(connector, entity, self.deadline))
         return loader
 
     def source(self, name: str) -> Connector:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors import normalize
+from connectors.base import SourceError
 from connectors.records import CrmRecord, Identity
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
@@ -22,6 +23,12 @@ class CustomerData:
     id: str
     identities: list[Identity]
     crm: list[CrmRecord] = field(default_factory=list)
+    crm_error: SourceError | None = None  # the CRM failed: its fields error, the rest still resolves
+
+    def crm_records(self) -> list[CrmRecord]:
+        if self.crm_error is not None:
+            raise self.crm_error
+        return self.crm
 
     def ids_in(self, system: str) -> list[str]:
         return [i.id for i in self.identities if i.system == system]
@@ -44,7 +51,12 @@ async def _attach_crm(ctx: Context, customers: list[CustomerData]) -> None:
     crm = ctx.source(ctx.config.crm)
     system = crm.config.system
     keys = [k for c in customers for k in c.ids_in(system)]
-    records = dict(zip(keys, await ctx.load_many(crm, "crm", keys)))
+    try:
+        records = dict(zip(keys, await ctx.load_many(crm, "crm", keys)))
+    except SourceError as exc:
+        for c in customers:
+            c.crm_error = exc
+        return
     for c in customers:
         c.crm = [records[k] for k in c.ids_in(system) if records.get(k) is not None]
 

@@ -25,7 +25,7 @@ from schema.types import (Address, BillingAccount, Identity, Interaction, Invoic
 T = TypeVar("T")
 MAX_FIRST = 100
 # GraphQL names of the fields that need the CRM record: the root resolvers fetch it only for these.
-CRM_FIELDS = frozenset({"name", "firstName", "lastName", "emails", "phones", "addresses", "segment", "language",
+CRM_FIELDS = frozenset({"name", "firstName", "lastName", "emails", "phones", "addresses", "segment",
                         "preferences"})
 
 
@@ -44,38 +44,44 @@ class Customer:
 
     @strawberry.field(description="Full name from the CRM (the first of duplicate CRM records).")
     def name(self, root: Parent[CustomerData]) -> str | None:
-        return f"{root.crm[0].first_name} {root.crm[0].last_name}" if root.crm else None
+        crm = root.crm_records()
+        return f"{crm[0].first_name} {crm[0].last_name}" if crm else None
 
     @strawberry.field
     def first_name(self, root: Parent[CustomerData]) -> str | None:
-        return root.crm[0].first_name if root.crm else None
+        crm = root.crm_records()
+        return crm[0].first_name if crm else None
 
     @strawberry.field
     def last_name(self, root: Parent[CustomerData]) -> str | None:
-        return root.crm[0].last_name if root.crm else None
+        crm = root.crm_records()
+        return crm[0].last_name if crm else None
 
     @strawberry.field(description="Distinct emails across the customer's CRM records, trimmed and lower-cased.")
-    def emails(self, root: Parent[CustomerData]) -> list[str]:
-        return list(dict.fromkeys(c.email for c in root.crm if c.email))
+    def emails(self, root: Parent[CustomerData]) -> list[str] | None:
+        return list(dict.fromkeys(c.email for c in root.crm_records() if c.email))
 
     @strawberry.field(description="Distinct phone numbers across the CRM records, in E.164 form.")
-    def phones(self, root: Parent[CustomerData]) -> list[str]:
-        return list(dict.fromkeys(p for c in root.crm for p in c.phones))
+    def phones(self, root: Parent[CustomerData]) -> list[str] | None:
+        return list(dict.fromkeys(p for c in root.crm_records() for p in c.phones))
 
     @strawberry.field
-    def addresses(self, root: Parent[CustomerData]) -> list[Address]:
-        return list({(a.line1, a.city, a.postcode, a.country): a for a in (c.address for c in root.crm)}.values())
+    def addresses(self, root: Parent[CustomerData]) -> list[Address] | None:
+        return list({(a.line1, a.city, a.postcode, a.country): a
+                     for a in (c.address for c in root.crm_records())}.values())
 
     @strawberry.field
     def segment(self, root: Parent[CustomerData]) -> Segment | None:
-        return root.crm[0].segment if root.crm else None
+        crm = root.crm_records()
+        return crm[0].segment if crm else None
 
     @strawberry.field
     def preferences(self, root: Parent[CustomerData]) -> Preferences | None:
-        if not root.crm:
+        crm = root.crm_records()
+        if not crm:
             return None
-        c = root.crm[0]
-        return Preferences(preferred_channel=c.preferred_channel, language=c.language, consent=c.consent)
+        return Preferences(preferred_channel=crm[0].preferred_channel, language=crm[0].language,
+                           consent=crm[0].consent)
 
     @strawberry.field(description="Every record of this person in every system (from the identity crosswalk).")
     def identities(self, root: Parent[CustomerData], system: str | None = None) -> list[Identity]:

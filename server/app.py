@@ -62,9 +62,17 @@ def create_app(config: GatewayConfig) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        sources = holder["endpoint"].sources
-        return JSONResponse({"status": "ready",
-                             "sources": {n: c.status() for n, c in sources.connectors.items()}})
+        """Each source's circuit and counters; 503 while no customer can be resolved at all."""
+        endpoint = holder.get("endpoint")
+        if endpoint is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        sources = endpoint.sources.connectors
+        identity = sources[config.identity]
+        ready = identity.circuit.state != "open"
+        body = {"status": "ready" if ready else "unavailable",
+                "reason": None if ready else f"identity source {config.identity!r} circuit is open",
+                "sources": {n: c.status() for n, c in sources.items()}}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     routes = [
         Route("/graphql", graphql_post, methods=["POST"]),
