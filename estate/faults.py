@@ -71,6 +71,8 @@ def _bad_body(kind: str) -> web.Response:
         return web.Response(text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
     if kind == "huge":
         return web.Response(body=b'{"pad":"' + b"x" * (64 * 1024 * 1024) + b'"}', content_type="application/json")
+    if kind == "shape":  # valid JSON, but not the shape this API promises
+        return web.json_response({"result": "ok", "items": "not a list", "data": None})
     return web.Response(text='{"truncated": [1, 2', content_type="application/json")
 
 

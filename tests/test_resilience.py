@@ -29,6 +29,7 @@ FAULTS = {
     "500s": ({"status": 500}, "SOURCE_UNAVAILABLE"),
     "503s": ({"status": 503}, "SOURCE_UNAVAILABLE"),
     "invalid payload": ({"body": "invalid"}, "SOURCE_BAD_RESPONSE"),
+    "wrong shape": ({"body": "shape"}, "SOURCE_BAD_RESPONSE"),
     "html error page": ({"body": "html"}, "SOURCE_BAD_RESPONSE"),
     "oversized payload": ({"body": "huge"}, "SOURCE_BAD_RESPONSE"),
 }
