@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from cache.settings import CacheSettings
 from connectors.base import SourceConfig
 
 # The innermost ${...} first, so a default may itself hold a ${VAR}.
@@ -29,6 +30,7 @@ class GatewayConfig:
     request_timeout_s: float = 5.0  # every source call of one request ends by then
     phone_country: str = "31"  # for phone numbers typed without a country code
     sources: dict[str, SourceConfig] = field(default_factory=dict)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
 
 def expand(value: Any) -> Any:
@@ -55,13 +57,31 @@ def expand(value: Any) -> Any:
         value = expanded
 
 
+def _typed(cls: type, section: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Values of a config section checked against the dataclass: unknown keys refused, and numbers or
+    booleans that arrived as strings (from ${VAR}) converted."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"{section}: unknown keys {sorted(unknown)}")
+    out = dict(raw)
+    for name, value in raw.items():
+        default = known[name].default
+        if isinstance(value, str) and isinstance(default, (bool, int, float)):
+            try:
+                out[name] = value.strip().lower() in ("1", "true", "yes", "on") if isinstance(default, bool) \
+                    else type(default)(value)
+            except ValueError:
+                raise ConfigError(f"{section}.{name}: {value!r} is not a {type(default).__name__}") from None
+    return out
+
+
 def source_config(name: str, raw: dict[str, Any]) -> SourceConfig:
     if raw.get("kind") not in KINDS:
         raise ConfigError(f"source {name}: kind must be one of {', '.join(KINDS)}")
-    known = {f.name for f in fields(SourceConfig)} - {"name"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"source {name}: unknown keys {sorted(unknown)}")
+    if "name" in raw:
+        raise ConfigError(f"source {name}: 'name' is the key under sources")
+    raw = _typed(SourceConfig, f"sources.{name}", raw)
     if raw["kind"] == "sql" and not raw.get("dsn") or raw["kind"] != "sql" and not raw.get("url"):
         raise ConfigError(f"source {name}: {'dsn' if raw['kind'] == 'sql' else 'url'} is required")
     return SourceConfig(name=name, **{"mapping": name, "system": name, **raw})
@@ -69,9 +89,12 @@ def source_config(name: str, raw: dict[str, Any]) -> SourceConfig:
 
 def parse(raw: dict[str, Any]) -> GatewayConfig:
     raw = expand(raw or {})
-    gateway = dict(raw.get("gateway") or {})
+    gateway = _typed(GatewayConfig, "gateway", {k: v for k, v in (raw.get("gateway") or {}).items()})
+    if {"sources", "cache"} & set(gateway):
+        raise ConfigError("gateway: 'sources' and 'cache' are sections of their own")
     sources = {n: source_config(n, s or {}) for n, s in (raw.get("sources") or {}).items()}
-    cfg = GatewayConfig(sources=sources, **gateway)
+    cache = _typed(CacheSettings, "cache", raw.get("cache") or {})
+    cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), **gateway)
     for role in (cfg.identity, cfg.crm):
         if role not in sources:
             raise ConfigError(f"gateway refers to source {role!r}, which is not configured")

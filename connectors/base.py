@@ -49,6 +49,8 @@ class SourceConfig:
     circuit_failures: int = 5  # failed calls in a row that open the circuit
     circuit_reset_s: float = 5.0  # how long it stays open before one probe call
     max_body_bytes: int = 8 * 1024 * 1024
+    ttl_s: dict[str, float] = field(default_factory=dict)  # cache freshness per entity
+    negative_ttl_s: float | None = None  # cache freshness of "not known here"
     options: dict[str, Any] = field(default_factory=dict)
 
 

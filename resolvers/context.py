@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
+from cache.records import RecordCache
 from config import GatewayConfig
 from connectors.base import Connector
 from resolvers.loader import SettledLoader
@@ -21,6 +22,7 @@ class Sources:
 
     config: GatewayConfig
     connectors: dict[str, Connector]
+    cache: RecordCache | None = None
     providers: dict[str, list[Connector]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -30,34 +32,64 @@ class Sources:
                 by_entity[entity].append(c)
         self.providers = dict(by_entity)
 
+    @classmethod
+    def build(cls, config: GatewayConfig, connectors: dict[str, Connector]) -> Sources:
+        cache = None
+        if config.cache.enabled:
+            cache = RecordCache(config.cache, {n: c.ttl_s for n, c in config.sources.items()},
+                                {n: c.negative_ttl_s for n, c in config.sources.items() if c.negative_ttl_s is not None})
+        return cls(config, connectors, cache)
+
+    async def start(self) -> None:
+        if self.cache is not None:
+            await self.cache.tiers.start()
+
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.tiers.close()
         for c in self.connectors.values():
             await c.close()
-
-
-def _batch_fn(connector: Connector, entity: str, deadline: float) -> Any:
-    async def load(keys: list[str]) -> list[Any]:
-        found = await connector.fetch(entity, keys, deadline)
-        return [found.get(k) for k in keys]
-
-    return load
 
 
 class Context:
     """Created for each GraphQL request; loaders collect keys across the whole query."""
 
-    def __init__(self, sources: Sources) -> None:
+    def __init__(self, sources: Sources, no_cache: bool = False) -> None:
         self.sources = sources
         self.config = sources.config
+        self.no_cache = no_cache  # Cache-Control: no-cache: read live, refresh the cache
         self.deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
         self._loaders: dict[tuple[str, str], DataLoader[str, Any]] = {}
+        self.stale_keys: dict[tuple[str, str, str], float] = {}  # (source, entity, key) -> age served
+        self.stale: list[dict[str, Any]] = []  # for the response's extensions.stale
 
     def loader(self, connector: Connector, entity: str) -> DataLoader[str, Any]:
         key = (connector.name, entity)
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = SettledLoader(_batch_fn(connector, entity, self.deadline))
+            loader = self._loaders[key] = SettledLoader(self._batch_fn(connector, entity))
         return loader
+
+    def _batch_fn(self, connector: Connector, entity: str) -> Any:
+        cache = self.sources.cache
+
+        async def load(keys: list[str]) -> list[Any]:
+            if cache is None:
+                found = await connector.fetch(entity, keys, self.deadline)
+                return [found.get(k) for k in keys]
+            values, stale = await cache.fetch(connector, entity, keys, self.deadline, self.no_cache)
+            for k, age in stale.items():
+                self.stale_keys[(connector.name, entity, k)] = age
+            return values
+
+        return load
+
+    def note_stale(self, connector: Connector, entity: str, keys: list[str], path: Callable[[], list[Any]]) -> None:
+        """Mark the response when any of these records was served stale (its source had failed)."""
+        ages = [self.stale_keys[(connector.name, entity, k)] for k in keys
+                if (connector.name, entity, k) in self.stale_keys]
+        if ages:
+            self.stale.append({"source": connector.name, "path": path(), "age_s": round(max(ages), 1)})
 
     def source(self, name: str) -> Connector:
         return self.sources.connectors[name]
@@ -65,11 +97,16 @@ class Context:
     def providers(self, entity: str) -> list[Connector]:
         return self.sources.providers.get(entity, [])
 
-    async def load_many(self, connector: Connector, entity: str, keys: Iterable[str]) -> list[Any]:
+    async def load_many(self, connector: Connector, entity: str, keys: Iterable[str],
+                        path: Callable[[], list[Any]] | None = None) -> list[Any]:
         keys = list(keys)
         if not keys:
             return []
         loader = self.loader(connector, entity)
         if len(keys) == 1:  # the common case: skip gather's bookkeeping
-            return [await loader.load(keys[0])]
-        return await loader.load_many(keys)
+            found = [await loader.load(keys[0])]
+        else:
+            found = await loader.load_many(keys)
+        if self.stale_keys and path is not None:
+            self.note_stale(connector, entity, keys, path)
+        return found

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from strawberry.types import Info
+
 from connectors import normalize
 from connectors.base import SourceError
 from connectors.records import CrmRecord, Identity
@@ -34,25 +36,26 @@ class CustomerData:
         return [i.id for i in self.identities if i.system == system]
 
 
-async def load_customers(ctx: Context, ids: list[str], with_crm: bool) -> list[CustomerData | Exception]:
+async def load_customers(info: Info, ids: list[str], with_crm: bool) -> list[CustomerData | Exception]:
     """Customers in the order asked; a BadUserInput or NotFound in place of each bad or unknown id."""
+    ctx: Context = info.context
     valid = [i for i in ids if GOLDEN_ID.match(i)]
     identity = ctx.source(ctx.config.identity)
-    found = dict(zip(valid, await ctx.load_many(identity, "identities", valid)))
+    found = dict(zip(valid, await ctx.load_many(identity, "identities", valid, info.path.as_list)))
     customers = {gid: CustomerData(gid, idents) for gid, idents in found.items() if idents}
     if with_crm and customers:
-        await _attach_crm(ctx, list(customers.values()))
+        await _attach_crm(ctx, list(customers.values()), info)
     return [customers.get(i) or (NotFound(f"no customer with id {i}") if GOLDEN_ID.match(i) else
                                  BadUserInput(f"malformed customer id {i!r}: expected the form C-000042"))
             for i in ids]
 
 
-async def _attach_crm(ctx: Context, customers: list[CustomerData]) -> None:
+async def _attach_crm(ctx: Context, customers: list[CustomerData], info: Info) -> None:
     crm = ctx.source(ctx.config.crm)
     system = crm.config.system
     keys = [k for c in customers for k in c.ids_in(system)]
     try:
-        records = dict(zip(keys, await ctx.load_many(crm, "crm", keys)))
+        records = dict(zip(keys, await ctx.load_many(crm, "crm", keys, info.path.as_list)))
     except SourceError as exc:
         for c in customers:
             c.crm_error = exc
@@ -80,12 +83,13 @@ def match_keys(ctx: Context, email: str | None, phone: str | None, loyalty_card:
     return keys
 
 
-async def find_golden_ids(ctx: Context, keys: list[str], system_key: str | None) -> list[str]:
+async def find_golden_ids(info: Info, keys: list[str], system_key: str | None) -> list[str]:
     """Golden ids matching the identifiers: those matching all of them first, then by how many they match."""
+    ctx: Context = info.context
     identity = ctx.source(ctx.config.identity)
-    lookups = [ctx.load_many(identity, "match", keys)]
+    lookups = [ctx.load_many(identity, "match", keys, info.path.as_list)]
     if system_key is not None:
-        lookups.append(ctx.load_many(identity, "lookup", [system_key]))
+        lookups.append(ctx.load_many(identity, "lookup", [system_key], info.path.as_list))
     hits: dict[str, int] = {}
     for result in await asyncio.gather(*lookups):
         for gids in result:
@@ -107,12 +111,16 @@ def _flatten(results: list[list[Any]]) -> list[Any]:
     return out
 
 
-async def records(ctx: Context, entity: str, customer: CustomerData) -> list[Any]:
+async def records(info: Info, entity: str, customer: CustomerData) -> list[Any]:
     """Every record of `entity` about this customer, from every source providing it, lists flattened."""
+    ctx: Context = info.context
+    path = info.path.as_list
     return _flatten(await asyncio.gather(
-        *(ctx.load_many(c, entity, customer.ids_in(c.config.system)) for c in ctx.providers(entity))))
+        *(ctx.load_many(c, entity, customer.ids_in(c.config.system), path) for c in ctx.providers(entity))))
 
 
-async def related(ctx: Context, entity: str, keys: list[str]) -> list[Any]:
+async def related(info: Info, entity: str, keys: list[str]) -> list[Any]:
     """Records of a child entity (shipments of orders, agents of interactions) by their own keys."""
-    return _flatten(await asyncio.gather(*(ctx.load_many(c, entity, keys) for c in ctx.providers(entity))))
+    ctx: Context = info.context
+    path = info.path.as_list
+    return _flatten(await asyncio.gather(*(ctx.load_many(c, entity, keys, path) for c in ctx.providers(entity))))

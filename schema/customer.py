@@ -89,12 +89,12 @@ class Customer:
 
     @strawberry.field(description="Billing accounts.")
     async def accounts(self, root: Parent[CustomerData], info: Info) -> list[BillingAccount] | None:
-        return await records(info.context, "accounts", root)
+        return await records(info, "accounts", root)
 
     @strawberry.field(description="Invoices across all billing accounts, newest first.")
     async def invoices(self, root: Parent[CustomerData], info: Info, status: InvoiceStatus | None = None,
                        first: int | None = 20) -> list[Invoice] | None:
-        accounts: list[r.Account] = await records(info.context, "accounts", root)
+        accounts: list[r.Account] = await records(info, "accounts", root)
         return newest((i for a in accounts for i in a.invoices), lambda i: (i.issued_on, i.number), first,
                       lambda i: status is None or i.status == status)
 
@@ -102,26 +102,26 @@ class Customer:
     async def orders(self, root: Parent[CustomerData], info: Info, first: int | None = 20,
                      since: datetime | None = None) -> list[Order] | None:
         since_utc = since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None
-        return newest(await records(info.context, "orders", root), lambda o: (o.placed_at, o.number), first,
+        return newest(await records(info, "orders", root), lambda o: (o.placed_at, o.number), first,
                       lambda o: since_utc is None or o.placed_at >= since_utc)
 
     @strawberry.field(description="Helpdesk tickets, newest first. `unresolved: true` keeps NEW, OPEN, PENDING "
                                   "and ON_HOLD.")
     async def tickets(self, root: Parent[CustomerData], info: Info, status: TicketStatus | None = None,
                       unresolved: bool | None = None, first: int | None = 20) -> list[Ticket] | None:
-        return newest(await records(info.context, "tickets", root), lambda t: (t.created_at, t.id), first,
+        return newest(await records(info, "tickets", root), lambda t: (t.created_at, t.id), first,
                       lambda t: (status is None or t.status == status)
                       and (unresolved is None or (t.status in UNRESOLVED) == unresolved))
 
     @strawberry.field(description="Contact-center interactions on every number of the customer, newest first.")
     async def interactions(self, root: Parent[CustomerData], info: Info, channel: Channel | None = None,
                            first: int | None = 20) -> list[Interaction] | None:
-        return newest(await records(info.context, "interactions", root), lambda i: (i.started_at, i.id), first,
+        return newest(await records(info, "interactions", root), lambda i: (i.started_at, i.id), first,
                       lambda i: channel is None or i.channel == channel)
 
     @strawberry.field(description="Standing in marketing automation (opt-out).")
     async def marketing(self, root: Parent[CustomerData], info: Info) -> MarketingStatus | None:
-        contacts: list[r.MarketingContact] = await records(info.context, "marketing", root)
+        contacts: list[r.MarketingContact] = await records(info, "marketing", root)
         return contacts[0] if contacts else None
 
     @strawberry.field(description="Marketing offers sent, newest first; `withinDays` keeps the recent ones.")
@@ -130,19 +130,19 @@ class Customer:
         if within_days is not None and within_days < 0:
             raise BadUserInput("withinDays must not be negative")
         cutoff = datetime.now(timezone.utc) - timedelta(days=within_days) if within_days is not None else None
-        contacts: list[r.MarketingContact] = await records(info.context, "marketing", root)
+        contacts: list[r.MarketingContact] = await records(info, "marketing", root)
         return newest((o for c in contacts for o in c.offers), lambda o: (o.sent_at, o.id), first,
                       lambda o: cutoff is None or o.sent_at >= cutoff)
 
     @strawberry.field(description="Loyalty membership, if any.")
     async def loyalty(self, root: Parent[CustomerData], info: Info) -> LoyaltyMembership | None:
-        members = await records(info.context, "loyalty", root)
+        members = await records(info, "loyalty", root)
         return max(members, key=lambda m: m.points) if members else None
 
     @strawberry.field(description="Products registered for warranty, with claims and RMAs.")
     async def warranties(self, root: Parent[CustomerData], info: Info) -> list[Warranty] | None:
-        return sorted(await records(info.context, "warranties", root), key=lambda w: w.purchased_on, reverse=True)
+        return sorted(await records(info, "warranties", root), key=lambda w: w.purchased_on, reverse=True)
 
     @strawberry.field(description="Recent web sessions from web analytics, newest first.")
     async def web_activity(self, root: Parent[CustomerData], info: Info, first: int | None = 20) -> list[WebSession] | None:
-        return newest(await records(info.context, "web_sessions", root), lambda s: (s.started_at, s.id), first)
+        return newest(await records(info, "web_sessions", root), lambda s: (s.started_at, s.id), first)

@@ -37,7 +37,7 @@ def _needs_crm(info: Info) -> bool:
 class Query:
     @strawberry.field(description="One customer by golden id (C-000042); null with a NOT_FOUND error if unknown.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        found = (await load_customers(info.context, [id], _needs_crm(info)))[0]
+        found = (await load_customers(info, [id], _needs_crm(info)))[0]
         if isinstance(found, Exception):
             raise found
         return found  # type: ignore[return-value]
@@ -48,7 +48,7 @@ class Query:
         limit = info.context.config.max_ids
         if len(ids) > limit:
             raise BadUserInput(f"at most {limit} ids per request, got {len(ids)}")
-        return await load_customers(info.context, list(ids), _needs_crm(info))  # type: ignore[return-value]
+        return await load_customers(info, list(ids), _needs_crm(info))  # type: ignore[return-value]
 
     @strawberry.field(description="Customers matching any identifier seen at a point of contact: email (any case "
                                   "or spacing), phone (any format), loyalty card, or a system's own id. Those "
@@ -61,6 +61,6 @@ class Query:
             raise BadUserInput("give at least one of email, phone, loyaltyCard or systemId")
         keys = match_keys(info.context, email, phone, loyalty_card)
         system_key = f"{system_id.system}:{system_id.id.strip()}" if system_id else None
-        gids = await find_golden_ids(info.context, keys, system_key)
-        found = await load_customers(info.context, gids[: info.context.config.max_ids], _needs_crm(info))
+        gids = await find_golden_ids(info, keys, system_key)
+        found = await load_customers(info, gids[: info.context.config.max_ids], _needs_crm(info))
         return [c for c in found if isinstance(c, CustomerData)]  # type: ignore[misc]

@@ -95,7 +95,7 @@ class Order:
 
     @strawberry.field(description="Shipments of this order, live from the shipping system.")
     async def shipments(self, info: Info) -> list[Shipment] | None:
-        return await related(info.context, "shipments", [self.number])
+        return await related(info, "shipments", [self.number])
 
 
 @strawberry.type(description="A helpdesk ticket.")
@@ -134,7 +134,7 @@ class Interaction:
     async def agent(self, info: Info) -> Agent | None:
         if self.agent_id is None:
             return None
-        found = await related(info.context, "agents", [self.agent_id])
+        found = await related(info, "agents", [self.agent_id])
         return found[0] if found else None
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import GraphQLError
 from starlette.applications import Starlette
@@ -14,14 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
 import connectors
 from config import GatewayConfig
+from connectors.base import SourceError
 from connectors.http import new_session
 from resolvers.context import Sources
+from resolvers.invalidate import invalidate
 from schema.query import Query
-from strawberry.extensions import ParserCache, ValidationCache
 from server.errors import log_errors
 from server.graphql_http import GraphQLEndpoint
 
@@ -44,7 +48,12 @@ def create_app(config: GatewayConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         session = new_session()
-        sources = Sources(config, connectors.build(config.sources, session))
+        try:
+            sources = Sources.build(config, connectors.build(config.sources, session))
+            await sources.start()
+        except BaseException:
+            await session.close()
+            raise
         holder["endpoint"] = GraphQLEndpoint(build_schema(), sources)
         try:
             yield
@@ -69,16 +78,35 @@ def create_app(config: GatewayConfig) -> Starlette:
         sources = endpoint.sources.connectors
         identity = sources[config.identity]
         ready = identity.circuit.state != "open"
+        cache = endpoint.sources.cache
         body = {"status": "ready" if ready else "unavailable",
                 "reason": None if ready else f"identity source {config.identity!r} circuit is open",
-                "sources": {n: c.status() for n, c in sources.items()}}
+                "sources": {n: c.status() for n, c in sources.items()},
+                "cache": cache.tiers.status() if cache is not None else None}
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def cache_invalidate(request: Request) -> Response:
+        token = config.cache.admin_token
+        if not token:
+            return JSONResponse({"error": "invalidation is off: set cache.admin_token"}, status_code=403)
+        if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+            return JSONResponse({"error": "a valid admin bearer token is required"}, status_code=401)
+        try:
+            body = orjson.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            return JSONResponse(await invalidate(holder["endpoint"].sources, body))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except SourceError as exc:
+            return JSONResponse({"error": str(exc), "code": exc.code}, status_code=503)
 
     routes = [
         Route("/graphql", graphql_post, methods=["POST"]),
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/cache/invalidate", cache_invalidate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -74,12 +74,14 @@ class GraphQLEndpoint:
         self.graphiql = GRAPHIQL_HTML.read_text().replace(
             "__DEFAULT_QUERY_JSON__", json.dumps(EXAMPLE_QUERY).replace("</", "<\\/"))
 
-    async def run(self, params: tuple[str, dict[str, Any] | None, str | None], media: str,
+    async def run(self, request: Request, params: tuple[str, dict[str, Any] | None, str | None], media: str,
                   allowed: set[OperationType]) -> Response:
         query, variables, op = params
+        no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
+        context = Context(self.sources, no_cache=no_cache)
         try:
             result = await self.schema.execute(query, variable_values=variables, operation_name=op,
-                                               context_value=Context(self.sources), allowed_operation_types=allowed)
+                                               context_value=context, allowed_operation_types=allowed)
         except InvalidOperationTypeError:
             return _bad_request("GET serves queries only; send mutations with POST", media, 405)
         except CannotGetOperationTypeError as exc:
@@ -91,6 +93,8 @@ class GraphQLEndpoint:
             payload["data"] = result.data
         if errors:
             payload["errors"] = [format_error(e) for e in errors]
+        if context.stale:
+            payload["extensions"] = {"stale": context.stale}
         # application/json answers 200 to any well-formed request; the newer type says 4xx when nothing ran.
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         return _reply(payload, status, media)
@@ -109,7 +113,7 @@ class GraphQLEndpoint:
         params = _params(raw)
         if isinstance(params, str):
             return _bad_request(params, media)
-        return await self.run(params, media, {OperationType.QUERY, OperationType.MUTATION})
+        return await self.run(request, params, media, {OperationType.QUERY, OperationType.MUTATION})
 
     async def get(self, request: Request) -> Response:
         if "query" not in request.query_params and "text/html" in request.headers.get("accept", ""):
@@ -126,4 +130,4 @@ class GraphQLEndpoint:
         params = _params(raw)
         if isinstance(params, str):
             return _bad_request(params, media)
-        return await self.run(params, media, {OperationType.QUERY})  # GET must not change anything
+        return await self.run(request, params, media, {OperationType.QUERY})  # GET must not change anything

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+LIVE = {"cache-control": "no-cache"}  # read every record from its source, not the cache
 
 
 def _free(port: int) -> bool:
@@ -140,7 +141,8 @@ class Gateway:
         body = raw if raw is not None else json.dumps(payload).encode()
         return http("POST", self.url + path, body, {"content-type": "application/json", **(headers or {})})
 
-    def gql(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
+    def gql(self, query: str, variables: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> dict[str, Any]:
         status, _, body = self.post({"query": query, "variables": variables or {}}, headers)
         assert status == 200, (status, body[:500])
         return json.loads(body)

@@ -8,7 +8,7 @@ from typing import Any
 
 from estate.generate import golden_id
 from tests.conftest import HELPDESK_PAGE
-from tests.harness import Estate, Gateway, http
+from tests.harness import LIVE, Estate, Gateway, http
 from tests.queries import CUSTOMERS_FULL
 from tests.truth import Truth
 
@@ -25,7 +25,7 @@ def test_hundred_customers_one_call_per_source_per_level(estate: Estate, gateway
     t = Truth(truth)
     estate.reset_stats()
     before = sql_calls(gateway)
-    answer = gateway.gql(CUSTOMERS_FULL, {"ids": IDS})
+    answer = gateway.gql(CUSTOMERS_FULL, {"ids": IDS}, LIVE)
     assert "errors" not in answer
     for source in BATCH_SOURCES:
         assert estate.stats(source)["requests"] == 1, source
@@ -48,7 +48,7 @@ def test_independent_sources_are_called_concurrently(estate: Estate, gateway: Ga
     for source in LEVEL_ONE:
         estate.faults(source, {"latency_ms": 300})
     estate.reset_stats()
-    answer = gateway.gql(CUSTOMERS_FULL, {"ids": IDS[:20]})
+    answer = gateway.gql(CUSTOMERS_FULL, {"ids": IDS[:20]}, LIVE)
     assert "errors" not in answer
     # Each source's first call (later helpdesk cursor pages must wait for the page before).
     windows = [min(estate.stats(s)["windows"]) for s in LEVEL_ONE]
@@ -62,7 +62,7 @@ def test_fields_not_asked_for_cost_no_call(estate: Estate, gateway: Gateway) -> 
     estate.reset_stats()
     before = sql_calls(gateway)
     answer = gateway.gql("query($ids: [ID!]!) { customers(ids: $ids) { id identities { system id } } }",
-                         {"ids": IDS})
+                         {"ids": IDS}, LIVE)
     assert len(answer["data"]["customers"]) == 100
     assert all(estate.stats(s)["requests"] == 0 for s in estate.ports)
     after = sql_calls(gateway)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Gateway, http
+from tests.harness import LIVE, Gateway, http
 
 NEW = "application/graphql-response+json"
 OLD = "application/json"
@@ -15,7 +15,7 @@ OLD = "application/json"
 
 def ask(gateway: Gateway, query: str, variables: dict[str, Any] | None = None,
         accept: str = OLD) -> tuple[int, dict[str, Any]]:
-    status, headers, body = gateway.post({"query": query, "variables": variables}, {"accept": accept})
+    status, headers, body = gateway.post({"query": query, "variables": variables}, {"accept": accept, **LIVE})
     assert status < 500 and b"Traceback" not in body
     assert headers["content-type"].startswith(accept)
     return status, json.loads(body)

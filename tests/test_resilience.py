@@ -40,6 +40,7 @@ def resilient(estate: Estate, **gateway: Any) -> dict[str, Any]:
                 "circuit_reset_s": RESET_S, "max_body_bytes": 1 << 20}
     cfg = gateway_config(estate, {s: dict(settings) for s in SOURCES})
     cfg["gateway"].update(gateway)
+    cfg["cache"] = {"enabled": False}  # every call reaches the source; the cache's own tests cover it
     return cfg
 
 

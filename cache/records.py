@@ -1,0 +1,109 @@
+"""The cache below the DataLoaders: fresh hits skip the source, misses go in one call, concurrent
+misses of the same key share that call (single flight), and a failing source is covered by a
+stale copy within the grace period (stale-if-error)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from cache.settings import CacheSettings
+from cache.tiers import Entry, Tiers, cache_key
+from connectors.base import SOURCE_TIMEOUT, Connector, SourceError
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"
+
+
+class RecordCache:
+    def __init__(self, settings: CacheSettings, ttls: dict[str, dict[str, float]],
+                 negative_ttls: dict[str, float]) -> None:
+        self.settings = settings
+        self.tiers = Tiers(settings)
+        self.ttls, self.negative_ttls = ttls, negative_ttls
+        self.inflight: dict[str, asyncio.Future[Entry]] = {}
+
+    def ttl(self, source: str, entity: str, found: bool) -> float:
+        if not found:
+            return self.negative_ttls.get(source, self.settings.negative_ttl_s)
+        return self.ttls.get(source, {}).get(entity, self.settings.default_ttl_s)
+
+    async def fetch(self, connector: Connector, entity: str, keys: list[str], deadline: float | None,
+                    no_cache: bool = False) -> tuple[list[Any], dict[str, float]]:
+        """Per key (in order) its record, None, or the SourceError; and the ages of stale records served."""
+        source = connector.name
+        counts = self.tiers.counts[source]
+        now = time.time()
+        cached = {} if no_cache else await self.tiers.lookup(source, entity, keys)
+        result: dict[str, Entry | BaseException] = {k: e for k, e in cached.items() if e.fresh(now)}
+        counts["hits"] += len(result)
+        misses = [k for k in keys if k not in result]
+        counts["misses"] += len(misses)
+        if misses:
+            result.update(await self._fetch_misses(connector, entity, misses, deadline))
+        values: list[Any] = []
+        stale: dict[str, float] = {}
+        for k in keys:
+            got = result[k]
+            if isinstance(got, BaseException):
+                old = cached.get(k)
+                if old is not None and old.age(now) < old.fresh_s + self.settings.stale_grace_s:
+                    stale[k] = old.age(now)
+                    counts["stale"] += 1
+                    got = old
+                else:
+                    values.append(got)
+                    continue
+            values.append(got.value)
+        return values, stale
+
+    async def _fetch_misses(self, connector: Connector, entity: str, keys: list[str],
+                            deadline: float | None) -> dict[str, Entry | BaseException]:
+        """One source call for the keys nobody is fetching yet; join the calls already under way."""
+        source = connector.name
+        full = {k: cache_key(source, entity, k) for k in keys}
+        joined = {k: self.inflight[full[k]] for k in keys if full[k] in self.inflight}
+        mine = [k for k in keys if k not in joined]
+        loop = asyncio.get_running_loop()
+        futures = {k: loop.create_future() for k in mine}
+        for k, fut in futures.items():
+            fut.add_done_callback(_consume)
+            self.inflight[full[k]] = fut
+        try:
+            if mine:
+                await self._call(connector, entity, mine, futures, deadline)
+        finally:
+            for k, fut in futures.items():
+                if self.inflight.get(full[k]) is fut:
+                    del self.inflight[full[k]]
+                if not fut.done():
+                    fut.cancel()
+        out: dict[str, Entry | BaseException] = {}
+        for k, fut in {**joined, **futures}.items():
+            try:
+                out[k] = await asyncio.shield(fut)
+            except SourceError as exc:
+                out[k] = exc
+            except asyncio.CancelledError:
+                if fut.cancelled():  # the leader was cancelled; report, do not propagate
+                    out[k] = connector.error(SOURCE_TIMEOUT, "the shared call was abandoned")
+                else:
+                    raise
+        return out
+
+    async def _call(self, connector: Connector, entity: str, keys: list[str],
+                    futures: dict[str, asyncio.Future[Entry]], deadline: float | None) -> None:
+        try:
+            found = await connector.fetch(entity, keys, deadline)
+        except SourceError as exc:
+            for fut in futures.values():
+                fut.set_exception(exc)
+            return
+        now = time.time()
+        entries = {k: Entry(found.get(k), k in found, now, self.ttl(connector.name, entity, k in found)) for k in keys}
+        for k, fut in futures.items():
+            fut.set_result(entries[k])
+        await self.tiers.store(connector.name, entity, entries)
