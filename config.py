@@ -12,6 +12,7 @@ import yaml
 
 from cache.settings import CacheSettings
 from connectors.base import SourceConfig
+from resolvers.rules import Insights, parse_insights
 
 # The innermost ${...} first, so a default may itself hold a ${VAR}.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:(?!\$\{)[^}])*))?\}")
@@ -31,6 +32,7 @@ class GatewayConfig:
     phone_country: str = "31"  # for phone numbers typed without a country code
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    insights: Insights = field(default_factory=Insights)
 
 
 def expand(value: Any) -> Any:
@@ -90,11 +92,15 @@ def source_config(name: str, raw: dict[str, Any]) -> SourceConfig:
 def parse(raw: dict[str, Any]) -> GatewayConfig:
     raw = expand(raw or {})
     gateway = _typed(GatewayConfig, "gateway", {k: v for k, v in (raw.get("gateway") or {}).items()})
-    if {"sources", "cache"} & set(gateway):
-        raise ConfigError("gateway: 'sources' and 'cache' are sections of their own")
+    if {"sources", "cache", "insights"} & set(gateway):
+        raise ConfigError("gateway: 'sources', 'cache' and 'insights' are sections of their own")
     sources = {n: source_config(n, s or {}) for n, s in (raw.get("sources") or {}).items()}
     cache = _typed(CacheSettings, "cache", raw.get("cache") or {})
-    cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), **gateway)
+    try:
+        insights = parse_insights(raw.get("insights") or {})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), insights=insights, **gateway)
     for role in (cfg.identity, cfg.crm):
         if role not in sources:
             raise ConfigError(f"gateway refers to source {role!r}, which is not configured")

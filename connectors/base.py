@@ -76,14 +76,25 @@ class Connector:
     async def fetch(self, entity: str, keys: list[str], deadline: float | None = None) -> dict[str, Any]:
         """Records for `keys` (missing keys absent), within the source's timeout and the request's
         deadline (a loop time), through the circuit breaker."""
-        self.calls += 1
         self.keys += len(keys)
+        return await self.protected(lambda: self.entities[entity](self, keys), deadline)
+
+    async def write(self, action: str, payload: dict[str, Any], deadline: float | None = None) -> Any:
+        """A write the mapping defines (its `ACTIONS`), under the same protections as a read."""
+        actions: dict[str, Any] = getattr(self.module, "ACTIONS", {})
+        if action not in actions:
+            raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
+        return await self.protected(lambda: actions[action](self, payload), deadline)
+
+    async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors."""
+        self.calls += 1
         if not self.circuit.allow():
             self.failures += 1
             raise self.error(CIRCUIT_OPEN, f"circuit open after repeated failures; retry in "
                                            f"{self.circuit.retry_in():.1f} s")
         try:
-            result = await self._fetch(entity, keys, deadline)
+            result = await self._bounded(op, deadline)
         except SourceError as exc:
             self.failures += 1
             if exc.code == SOURCE_UNAVAILABLE and exc.detail == OVERLOADED:
@@ -97,14 +108,14 @@ class Connector:
         self.circuit.success()
         return result
 
-    async def _fetch(self, entity: str, keys: list[str], deadline: float | None) -> dict[str, Any]:
+    async def _bounded(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         budget = self.config.timeout_s
         if deadline is not None:
             budget = min(budget, deadline - asyncio.get_running_loop().time())
             if budget <= 0:
                 raise self.error(SOURCE_TIMEOUT, "the request's deadline had passed")
         try:
-            return await asyncio.wait_for(self.entities[entity](self, keys), budget)
+            return await asyncio.wait_for(op(), budget)
         except asyncio.TimeoutError:
             raise self.error(SOURCE_TIMEOUT, f"no answer within {budget:.2g} s") from None
         except SourceError:

@@ -268,7 +268,7 @@ class _Gen:
         parcels = 2 if len(lines) > 2 and rng.random() < 0.4 else 1
         out = []
         for i in range(parcels):
-            shipped = placed + timedelta(hours=rng.randint(4, 60))
+            shipped = min(self.now, placed + timedelta(hours=rng.randint(4, 60)))
             delivered = order["status"] == "delivered"
             code = "DLV" if delivered else ("LBL" if order["status"] == "placed" else rng.choice(("INT", "OFD", "EXC")))
             out.append({"orderNumber": order["order_number"], "shipmentId": f"SH-{order['order_number'][3:]}-{i + 1}",
@@ -320,7 +320,7 @@ class _Gen:
                             "priority": rng.choice(("low", "normal", "normal", "high", "urgent")),
                             "via": rng.choice(("email", "web", "voice", "chat")),
                             "created_at": created.isoformat().replace("+00:00", "Z"),
-                            "updated_at": (created + timedelta(hours=rng.randint(1, 300))).isoformat().replace("+00:00", "Z")})
+                            "updated_at": min(self.now, created + timedelta(hours=rng.randint(1, 300))).isoformat().replace("+00:00", "Z")})
         self.est.helpdesk[requester] = tickets
         self.link(p["gid"], "helpdesk", requester)
 
@@ -353,6 +353,7 @@ class _Gen:
             opened = sent + timedelta(hours=rng.randint(1, 48)) if rng.random() < 0.5 else None
             clicked = opened + timedelta(minutes=rng.randint(1, 30)) if opened and rng.random() < 0.4 else None
             responded = clicked + timedelta(hours=rng.randint(1, 24)) if clicked and rng.random() < 0.5 else None
+            opened, clicked, responded = (d if d and d <= self.now else None for d in (opened, clicked, responded))
             iso = lambda d: d.isoformat().replace("+00:00", "Z") if d else None  # noqa: E731
             sends.append({"sendId": f"{cid}-S{i}", "campaignId": camp, "campaignName": cname,
                           "offerCode": f"{camp[4:]}{rng.randint(10, 99)}", "productSku": rng.choice(PRODUCTS)[0],
@@ -386,7 +387,7 @@ class _Gen:
             bought = date.fromisoformat(rng.choice(orders)["placed_at"][:10])
             claims = []
             for c in range(rng.choice((0, 0, 0, 1, 2))):
-                opened = bought + timedelta(days=rng.randint(10, 300))
+                opened = min(self.now.date(), bought + timedelta(days=rng.randint(10, 300)))
                 claims.append({"claimNo": f"CL-{p['n']}-{i}{c}", "rmaNo": f"RMA{p['n']:06d}{i}{c}" if rng.random() < 0.7 else None,
                                "opened": opened, "status": rng.choice(("OPEN", "APPROVED", "REJECTED", "REPAIRED", "REPLACED")),
                                "reason": rng.choice(CLAIM_REASONS)})

@@ -9,7 +9,10 @@ analytics: REST batch.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import uuid
+from datetime import datetime, timezone
 from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -25,6 +28,7 @@ MARKETING_TOKEN = os.environ.get("MARKETING_TOKEN", "demo-marketing-token")
 WSDL_NS = "urn:acme:warranty:v1"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MAX_BATCH = 1000
+MEDIA = ("voice", "chat", "email", "fax", "sms")
 
 
 async def _json_list(request: web.Request, field: str) -> list[str]:
@@ -68,7 +72,19 @@ def helpdesk_app(est: Estate) -> web.Application:
         after = base64.urlsafe_b64encode(str(start + per_page).encode()).decode() if more else None
         return web.json_response({"tickets": page, "meta": {"has_more": more, "after_cursor": after}})
 
-    return source_app("helpdesk", [web.get("/api/v2/requesters/{email}/tickets", tickets)])
+    async def update(request: web.Request) -> web.Response:
+        ticket_id = int(request.match_info["id"])
+        body = await request.json()
+        for items in est.helpdesk.values():
+            for t in items:
+                if t["id"] == ticket_id:
+                    t.update({k: body[k] for k in ("status", "priority") if k in body})
+                    t["updated_at"] = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+                    return web.json_response({"ticket": t})
+        return web.json_response({"error": "RecordNotFound"}, status=404)
+
+    return source_app("helpdesk", [web.get("/api/v2/requesters/{email}/tickets", tickets),
+                                   web.put("/api/v2/tickets/{id}", update)])
 
 
 def contact_app(est: Estate) -> web.Application:
@@ -77,7 +93,34 @@ def contact_app(est: Estate) -> web.Application:
         return web.json_response({"results": [{"phoneNumber": p, "interactions": est.contact[p]}
                                               for p in ids if p in est.contact]})
 
-    return source_app("contact", [web.post("/v1/interactions/search", search)])
+    created: dict[str, tuple[str, dict[str, Any]]] = {}  # Idempotency-Key -> (request fingerprint, interaction)
+
+    async def create(request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotency-Key", "")
+        try:
+            body = await request.json()
+            phone, media, summary = body["phoneNumber"], body["mediaType"], body["summary"]
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "phoneNumber, mediaType and summary are required"}, status=400)
+        if not key:
+            return web.json_response({"error": "Idempotency-Key header is required"}, status=400)
+        if media not in MEDIA or not isinstance(summary, str) or not summary.strip():
+            return web.json_response({"error": "invalid mediaType or summary"}, status=422)
+        fingerprint = json.dumps(body, sort_keys=True)
+        if key in created:
+            seen, interaction = created[key]
+            if seen != fingerprint:
+                return web.json_response({"error": "Idempotency-Key reused with a different request"}, status=422)
+            return web.json_response({"interaction": interaction, "replayed": True})
+        now = int(datetime.now(timezone.utc).timestamp())
+        interaction = {"interactionId": f"IX-{900000 + len(created) + 1}-{uuid.uuid4().hex[:6]}", "mediaType": media,
+                       "startEpoch": now, "endEpoch": now, "agentId": body.get("agentId"),
+                       "disposition": "resolved", "summary": summary}
+        est.contact.setdefault(phone, []).append(interaction)
+        created[key] = (fingerprint, interaction)
+        return web.json_response({"interaction": interaction}, status=201)
+
+    return source_app("contact", [web.post("/v1/interactions/search", search), web.post("/v1/interactions", create)])
 
 
 def marketing_app(est: Estate) -> web.Application:
@@ -177,6 +220,10 @@ def shipping_app(est: Estate) -> web.Application:
 def staff_app(est: Estate) -> web.Application:
     async def agents(request: web.Request) -> web.Response:
         ids = [i for i in request.query.get("ids", "").split(",") if i]
+        if not ids:  # the roster: every agent, or those with the status asked
+            status = request.query.get("status")
+            count_keys(request, 1)
+            return web.json_response({"agents": [a for a in est.staff.values() if status in (None, a["status"])]})
         count_keys(request, len(ids))
         return web.json_response({"agents": [est.staff[i] for i in ids if i in est.staff]})
 

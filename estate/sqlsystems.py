@@ -10,8 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (Column, Date, DateTime, Float, Index, Integer, MetaData, SmallInteger, String,
-                        Table, insert)
+from sqlalchemy import Column, Date, DateTime, Float, Index, Integer, MetaData, SmallInteger, String, Table, insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from estate.generate import Estate

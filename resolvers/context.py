@@ -62,6 +62,8 @@ class Context:
         self._loaders: dict[tuple[str, str], DataLoader[str, Any]] = {}
         self.stale_keys: dict[tuple[str, str, str], float] = {}  # (source, entity, key) -> age served
         self.stale: list[dict[str, Any]] = []  # for the response's extensions.stale
+        # Errors for fields that still returned what they could (a timeline missing one source).
+        self.soft_errors: list[dict[str, Any]] = []
 
     def loader(self, connector: Connector, entity: str) -> DataLoader[str, Any]:
         key = (connector.name, entity)

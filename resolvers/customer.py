@@ -113,10 +113,17 @@ def _flatten(results: list[list[Any]]) -> list[Any]:
 
 async def records(info: Info, entity: str, customer: CustomerData) -> list[Any]:
     """Every record of `entity` about this customer, from every source providing it, lists flattened."""
+    return [r for _, r in await records_by_source(info, entity, customer)]
+
+
+async def records_by_source(info: Info, entity: str, customer: CustomerData) -> list[tuple[str, Any]]:
+    """(source name, record) for every record of `entity` about this customer."""
     ctx: Context = info.context
     path = info.path.as_list
-    return _flatten(await asyncio.gather(
-        *(ctx.load_many(c, entity, customer.ids_in(c.config.system), path) for c in ctx.providers(entity))))
+    providers = ctx.providers(entity)
+    found = await asyncio.gather(*(ctx.load_many(c, entity, customer.ids_in(c.config.system), path)
+                                   for c in providers))
+    return [(c.name, r) for c, items in zip(providers, found) for r in _flatten([items])]
 
 
 async def related(info: Info, entity: str, keys: list[str]) -> list[Any]:

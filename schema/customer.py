@@ -16,11 +16,27 @@ from strawberry import Parent
 from strawberry.types import Info
 
 from connectors import records as r
+from resolvers import agents, insights, timeline
 from resolvers.customer import CustomerData, records
 from resolvers.errors import BadUserInput
 from schema.enums import UNRESOLVED, Channel, InvoiceStatus, Segment, TicketStatus
-from schema.types import (Address, BillingAccount, Identity, Interaction, Invoice, LoyaltyMembership, MarketingStatus,
-                          Offer, Order, Preferences, Ticket, Warranty, WebSession)
+from schema.insights import AgentMatch, CrossSell, CustomerValue
+from schema.timeline import TimelineConnection, connection
+from schema.types import (
+    Address,
+    BillingAccount,
+    Identity,
+    Interaction,
+    Invoice,
+    LoyaltyMembership,
+    MarketingStatus,
+    Offer,
+    Order,
+    Preferences,
+    Ticket,
+    Warranty,
+    WebSession,
+)
 
 T = TypeVar("T")
 MAX_FIRST = 100
@@ -142,6 +158,31 @@ class Customer:
     @strawberry.field(description="Products registered for warranty, with claims and RMAs.")
     async def warranties(self, root: Parent[CustomerData], info: Info) -> list[Warranty] | None:
         return sorted(await records(info, "warranties", root), key=lambda w: w.purchased_on, reverse=True)
+
+    @strawberry.field(description="One cross-channel history, newest first: orders, parcels, tickets, contacts "
+                                  "(voice, chat, email, fax, SMS), offers and responses, warranty claims, invoices "
+                                  "and web sessions. A Relay-style connection; a source that fails leaves its "
+                                  "events out, with an error naming it.")
+    async def timeline(self, root: Parent[CustomerData], info: Info, first: int = 20, after: str | None = None,
+                       channels: list[Channel] | None = None, since: datetime | None = None) -> TimelineConnection | None:
+        return connection(await timeline.timeline(info, root, first, after, channels, since), after)
+
+    @strawberry.field(description="May we cross-sell now? Blockers (each citing its source record) and suggestions. "
+                                  "Null with an error when a source it needs is failing: unknown is not eligible.")
+    async def cross_sell(self, root: Parent[CustomerData], info: Info) -> CrossSell | None:
+        return await insights.cross_sell(info, root)  # type: ignore[return-value]
+
+    @strawberry.field(description="Lifetime value, orders by channel, first and last purchase, and a tier "
+                                  "computed across every channel.")
+    async def value(self, root: Parent[CustomerData], info: Info) -> CustomerValue | None:
+        return await insights.value(info, root)  # type: ignore[return-value]
+
+    @strawberry.field(description="Available agents ranked by fit: the topic (or the subjects of open tickets), "
+                                  "the customer's language, the products they own, and past contacts that "
+                                  "ended well.")
+    async def best_agent(self, root: Parent[CustomerData], info: Info, topic: str | None = None,
+                         language: str | None = None, first: int = 3) -> list[AgentMatch] | None:
+        return await agents.best_agents(info, root, topic, language, first)  # type: ignore[return-value]
 
     @strawberry.field(description="Recent web sessions from web analytics, newest first.")
     async def web_activity(self, root: Parent[CustomerData], info: Info, first: int | None = 20) -> list[WebSession] | None:

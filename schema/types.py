@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any, ClassVar
 
 import strawberry
 from strawberry.types import Info
 
+from connectors import records as r
 from resolvers.customer import related
-from schema.enums import (AccountStatus, Availability, Channel, ClaimStatus, InvoiceStatus, LoyaltyTier, OfferResponse,
-                          OrderStatus, Outcome, ShipmentStatus, TicketPriority, TicketStatus)
+
+
+class Backed:
+    """A GraphQL type whose objects are records of `connectors.records`: lets unions tell them apart."""
+
+    RECORD: ClassVar[type]
+
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:
+        return isinstance(obj, (cls.RECORD, cls))
+from schema.enums import (
+    AccountStatus,
+    Availability,
+    Channel,
+    ClaimStatus,
+    InvoiceStatus,
+    LoyaltyTier,
+    OfferResponse,
+    OrderStatus,
+    Outcome,
+    ShipmentStatus,
+    TicketPriority,
+    TicketStatus,
+)
 
 
 @strawberry.type(description="One record of this person in one system: the 'other accounts'.")
@@ -41,7 +65,9 @@ class Preferences:
 
 
 @strawberry.type(description="An invoice in billing.")
-class Invoice:
+class Invoice(Backed):
+    RECORD = r.Invoice
+
     number: str
     account_number: str
     issued_on: date
@@ -73,7 +99,9 @@ class OrderLine:
 
 
 @strawberry.type(description="A parcel from the shipping system.")
-class Shipment:
+class Shipment(Backed):
+    RECORD = r.Shipment
+
     id: str
     order_number: str
     carrier: str
@@ -84,7 +112,9 @@ class Shipment:
 
 
 @strawberry.type(description="An order from the web shop (placed on the web, in a store or by phone).")
-class Order:
+class Order(Backed):
+    RECORD = r.Order
+
     number: str
     placed_at: datetime
     channel: Channel
@@ -99,7 +129,9 @@ class Order:
 
 
 @strawberry.type(description="A helpdesk ticket.")
-class Ticket:
+class Ticket(Backed):
+    RECORD = r.Ticket
+
     id: str
     subject: str
     status: TicketStatus
@@ -120,7 +152,9 @@ class Agent:
 
 
 @strawberry.type(description="A contact-center interaction: a call, chat, email, fax or SMS.")
-class Interaction:
+class Interaction(Backed):
+    RECORD = r.Interaction
+
     id: str
     phone: str = strawberry.field(description="The number the contact center knows it under (E.164).")
     channel: Channel
@@ -139,7 +173,9 @@ class Interaction:
 
 
 @strawberry.type(description="An offer sent by marketing automation, with what the customer did with it.")
-class Offer:
+class Offer(Backed):
+    RECORD = r.Offer
+
     id: str
     campaign_id: str
     campaign_name: str
@@ -178,7 +214,9 @@ class LoyaltyMembership:
 
 
 @strawberry.type(description="A warranty claim, with its RMA when goods came back.")
-class Claim:
+class Claim(Backed):
+    RECORD = r.Claim
+
     number: str
     rma_number: str | None
     opened_on: date
@@ -198,7 +236,9 @@ class Warranty:
 
 
 @strawberry.type(description="A visit to the web site, from web analytics.")
-class WebSession:
+class WebSession(Backed):
+    RECORD = r.WebSession
+
     id: str
     started_at: datetime
     duration_s: int

@@ -25,6 +25,7 @@ from connectors.base import SourceError
 from connectors.http import new_session
 from resolvers.context import Sources
 from resolvers.invalidate import invalidate
+from schema.mutation import Mutation
 from schema.query import Query
 from server.errors import log_errors
 from server.graphql_http import GraphQLEndpoint
@@ -39,7 +40,8 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     # Parsing and validating a query costs ~0.8 ms; clients repeat the same few queries.
-    return GatewaySchema(query=Query, extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)])
+    return GatewaySchema(query=Query, mutation=Mutation,
+                         extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)])
 
 
 def create_app(config: GatewayConfig) -> Starlette:

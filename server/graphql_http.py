@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 import strawberry
-from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from resolvers.context import Context, Sources
 from server.errors import format_error, is_request_error
@@ -91,8 +91,8 @@ class GraphQLEndpoint:
         request_error = result.data is None and errors and all(is_request_error(e) for e in errors)
         if not request_error:
             payload["data"] = result.data
-        if errors:
-            payload["errors"] = [format_error(e) for e in errors]
+        if errors or context.soft_errors:
+            payload["errors"] = [format_error(e) for e in errors] + context.soft_errors
         if context.stale:
             payload["extensions"] = {"stale": context.stale}
         # application/json answers 200 to any well-formed request; the newer type says 4xx when nothing ran.

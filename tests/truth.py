@@ -65,3 +65,37 @@ class Truth:
 
     def sessions(self, gid: str) -> list[dict[str, Any]]:
         return [s for v in self.ids[gid]["analytics"] for s in self.est.analytics[v]]
+
+
+def _ts(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and len(value) == 10:
+        return datetime.fromisoformat(value + "T00:00:00+00:00").timestamp()
+    if not isinstance(value, str):  # a date
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(value).timestamp()
+
+
+def timeline(t: Truth, gid: str) -> list[tuple[float, str, str, str]]:
+    """Every event of the customer as (timestamp, source, kind, record id), in the timeline's order."""
+    ev: list[tuple[float, str, str, str]] = []
+    for o in t.orders(gid):
+        ev.append((_ts(o["placed_at"]), "shop", "order_placed", o["order_number"]))
+        for s in t.est.shipping.get(o["order_number"], []):
+            if s["shippedAt"]:
+                ev.append((_ts(s["shippedAt"]), "shipping", "shipped", s["shipmentId"]))
+            if s["deliveredAt"]:
+                ev.append((_ts(s["deliveredAt"]), "shipping", "delivered", s["shipmentId"]))
+    ev += [(_ts(x["created_at"]), "helpdesk", "ticket_opened", str(x["id"])) for x in t.tickets(gid)]
+    ev += [(_ts(i["startEpoch"]), "contact", "contact", i["interactionId"]) for i in t.interactions(gid)]
+    m = t.marketing(gid)
+    for s in (m or {}).get("sends", []):
+        ev.append((_ts(s["sentAt"]), "marketing", "offer_sent", s["sendId"]))
+        if s["respondedAt"]:
+            ev.append((_ts(s["respondedAt"]), "marketing", "offer_response", s["sendId"]))
+    ev += [(_ts(c["opened"]), "warranty", "claim_opened", c["claimNo"]) for w in t.warranties(gid) for c in w["claims"]]
+    ev += [(_ts(i["issueDate"]), "billing", "invoice_issued", i["invoiceNumber"])
+           for a in t.accounts(gid) for i in a["invoices"]]
+    ev += [(_ts(s["startedAt"]), "analytics", "web_session", s["sessionId"]) for s in t.sessions(gid)]
+    return sorted(ev, key=lambda e: (-e[0], e[1], e[2], e[3]))

@@ -26,3 +26,15 @@ async def fetch_interactions(c: RestConnector, keys: list[str]) -> dict[str, lis
 
 
 ENTITIES = {"interactions": fetch_interactions}
+
+
+async def create_interaction(c: RestConnector, payload: dict[str, Any]) -> Interaction:
+    """Record a contact; the Idempotency-Key makes a retried call return the first one's interaction."""
+    body = {"phoneNumber": payload["phone"], "mediaType": payload["channel"].value, "summary": payload["summary"],
+            "agentId": payload.get("agent_id")}
+    answer = await c.json("POST", "/v1/interactions", json=body,
+                          headers={"Idempotency-Key": payload["idempotency_key"]})
+    return interaction(answer["interaction"], payload["phone"])
+
+
+ACTIONS = {"create_interaction": create_interaction}

@@ -7,6 +7,7 @@ phone, loyalty_card); `lookup` by "system:system id". The last two answer golden
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from connectors.records import Identity
 from connectors.sql import SqlConnector
@@ -42,3 +43,17 @@ async def fetch_lookup(c: SqlConnector, keys: list[str]) -> dict[str, list[str]]
 
 
 ENTITIES = {"identities": fetch_identities, "match": fetch_match, "lookup": fetch_lookup}
+
+
+async def link(c: SqlConnector, payload: dict[str, Any]) -> bool:
+    """Record that a system id belongs to a golden customer (idempotent); True if it was new."""
+    exists = await c.rows("SELECT 1 FROM xref WHERE golden_id IN :keys AND system = :s AND system_key = :k",
+                          [payload["golden_id"]], s=payload["system"], k=payload["id"])
+    if exists:
+        return False
+    await c.execute([("INSERT INTO xref (golden_id, system, system_key) VALUES (:g, :s, :k)",
+                      {"g": payload["golden_id"], "s": payload["system"], "k": payload["id"]})])
+    return True
+
+
+ACTIONS = {"link": link}

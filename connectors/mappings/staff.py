@@ -19,4 +19,13 @@ async def fetch_agents(c: RestConnector, keys: list[str]) -> dict[str, Agent]:
     return {a["agentId"]: agent(a) for a in answer["agents"]}
 
 
-ENTITIES = {"agents": fetch_agents}
+async def fetch_roster(c: RestConnector, keys: list[str]) -> dict[str, list[Agent]]:
+    """Agents by status ("available", ...): one directory call per status asked."""
+    out = {}
+    for status in keys:
+        answer = await c.json("GET", "/directory/agents", params={"status": status})
+        out[status] = [agent(a) for a in answer["agents"]]
+    return out
+
+
+ENTITIES = {"agents": fetch_agents, "roster": fetch_roster}
