@@ -120,7 +120,7 @@ def _suggestions(rules: Insights, orders: list[Order], warranties: list[Warranty
     scores: dict[str, tuple[float, str]] = {}
     for sku, n in views.items():
         scores[sku] = (2.0 + n, f"viewed on the web {n} time{'s' * (n != 1)}")
-    for sku in owned:
+    for sku in sorted(owned):  # a stable order: the same customer always gets the same reasons
         product = rules.catalog.get(sku)
         for fit in rules.complements.get(product.category if product else "", ()):
             if fit not in scores:
