@@ -29,6 +29,7 @@ class GatewayConfig:
     crm: str = "crm"  # the source of names, emails, phones and preferences
     max_ids: int = 100
     request_timeout_s: float = 5.0  # every source call of one request ends by then
+    naive: bool = False  # benchmark baseline only: no DataLoaders (one source call per key), no cache
     phone_country: str = "31"  # for phone numbers typed without a country code
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -101,6 +102,8 @@ def parse(raw: dict[str, Any]) -> GatewayConfig:
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), insights=insights, **gateway)
+    if cfg.naive:
+        cfg.cache.enabled = False
     for role in (cfg.identity, cfg.crm):
         if role not in sources:
             raise ConfigError(f"gateway refers to source {role!r}, which is not configured")

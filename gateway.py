@@ -1,7 +1,7 @@
 """Customer Graph: one live GraphQL view of each customer over many source systems.
 
   python gateway.py demo [--port 8000] [--port-base 9100] [--customers N]
-  python gateway.py serve --config gateway.yaml [--port 8000]
+  python gateway.py serve --config gateway.yaml [--port 8000] [--workers 1]
   python gateway.py schema
 """
 
@@ -26,6 +26,14 @@ HERE = Path(__file__).resolve().parent
 def run_server(cfg: gateway_config.GatewayConfig, host: str, port: int) -> None:
     uvicorn.run(create_app(cfg), host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
                 access_log=False)
+
+
+def run_workers(config_path: str, host: str, port: int, workers: int) -> None:
+    """Several processes on one port; each builds the app from the config file (and has its own
+    in-process cache tier: configure Redis to share one)."""
+    os.environ["CUSTOMER_GRAPH_CONFIG"] = str(Path(config_path).resolve())
+    uvicorn.run("server.factory:app", factory=True, host=host, port=port, workers=workers, loop="uvloop",
+                http="httptools", log_level="warning", access_log=False)
 
 
 def start_estate(port_base: int, customers: int, data: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
@@ -76,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--config", default="gateway.yaml")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--workers", type=int, default=1, help="processes serving the port (default 1)")
     sub.add_parser("schema", help="print the GraphQL SDL")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -88,7 +97,10 @@ def main(argv: list[str] | None = None) -> None:
             cfg = gateway_config.load(args.config)
         except (OSError, gateway_config.ConfigError) as exc:
             raise SystemExit(f"config error: {exc}") from None
-        run_server(cfg, args.host, args.port)
+        if args.workers > 1:
+            run_workers(args.config, args.host, args.port, args.workers)
+        else:
+            run_server(cfg, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,10 @@ class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
             source = old.split(":", 1)[0]
             self.evictions[source] = self.evictions.get(source, 0) + 1
 
+    def peek(self, key: str) -> Any:
+        """The value, synchronously: the hot path's hit check, without a coroutine per key."""
+        return self._lookup(key)
+
     async def _get(self, key: str, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
         return self._lookup(key)
 

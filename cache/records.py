@@ -31,6 +31,15 @@ class RecordCache:
             return self.negative_ttls.get(source, self.settings.negative_ttl_s)
         return self.ttls.get(source, {}).get(entity, self.settings.default_ttl_s)
 
+    def fresh_hit(self, source: str, entity: str, key: str, count: bool = True) -> tuple[bool, Any]:
+        """(True, record) when the in-process tier holds a fresh copy; answered without awaiting."""
+        entry = self.tiers.l1.peek(cache_key(source, entity, key))
+        if entry is not None and entry.fresh(time.time()):
+            if count:
+                self.tiers.counts[source]["hits"] += 1
+            return True, entry.value
+        return False, None
+
     async def fetch(self, connector: Connector, entity: str, keys: list[str], deadline: float | None,
                     no_cache: bool = False) -> tuple[list[Any], dict[str, float]]:
         """Per key (in order) its record, None, or the SourceError; and the ages of stale records served."""

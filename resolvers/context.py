@@ -69,7 +69,10 @@ class Context:
         key = (connector.name, entity)
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = SettledLoader(self._batch_fn(connector, entity))
+            cache = self.sources.cache
+            peek = None if cache is None or self.no_cache else \
+                (lambda k: cache.fresh_hit(connector.name, entity, k))  # noqa: E731
+            loader = self._loaders[key] = SettledLoader(self._batch_fn(connector, entity), peek)
         return loader
 
     def _batch_fn(self, connector: Connector, entity: str) -> Any:
@@ -93,6 +96,31 @@ class Context:
         if ages:
             self.stale.append({"source": connector.name, "path": path(), "age_s": round(max(ages), 1)})
 
+    def cached_now(self, pairs: list[tuple[Connector, list[str]]], entity: str) -> list[list[Any]] | None:
+        """Every key's record, synchronously, when all are fresh in the in-process tier; else None.
+
+        The warm path then needs no coroutine, batch or loop tick per field (cProfile: ~40% of a
+        warm view's CPU went to that machinery)."""
+        cache = self.sources.cache
+        if cache is None or self.no_cache or self.config.naive:
+            return None
+        out = []
+        for connector, keys in pairs:
+            found = []
+            for k in keys:
+                hit, value = cache.fresh_hit(connector.name, entity, k, count=False)
+                if not hit:
+                    return None
+                found.append(value)
+            out.append(found)
+        counts = cache.tiers.counts
+        for connector, keys in pairs:
+            counts[connector.name]["hits"] += len(keys)
+        return out
+
+    async def _one(self, connector: Connector, entity: str, key: str) -> Any:
+        return (await connector.fetch(entity, [key], self.deadline)).get(key)
+
     def source(self, name: str) -> Connector:
         return self.sources.connectors[name]
 
@@ -104,6 +132,8 @@ class Context:
         keys = list(keys)
         if not keys:
             return []
+        if self.config.naive:  # the benchmark's baseline: every field fetches its own keys, one call each
+            return await asyncio.gather(*(self._one(connector, entity, k) for k in keys))
         loader = self.loader(connector, entity)
         if len(keys) == 1:  # the common case: skip gather's bookkeeping
             found = [await loader.load(keys[0])]

@@ -10,6 +10,7 @@ microseconds of latency.
 from __future__ import annotations
 
 from asyncio import Future, create_task
+from collections.abc import Callable
 from typing import Any
 
 from strawberry.dataloader import Batch, DataLoader, dispatch_batch
@@ -18,6 +19,10 @@ SETTLE_TICKS = 4  # loop iterations without a new key before the batch goes out
 
 
 class SettledLoader(DataLoader[str, Any]):
+    def __init__(self, load_fn: Any, peek: Callable[[str], tuple[bool, Any]] | None = None) -> None:
+        super().__init__(load_fn)
+        self.peek = peek  # a synchronous cache check: a warm key needs no batch and no loop tick
+
     def load(self, key: str) -> Future[Any]:  # type: ignore[override]
         future = self.cache_map.get(key) if self.cache else None
         if future is not None and not future.cancelled():
@@ -25,6 +30,11 @@ class SettledLoader(DataLoader[str, Any]):
         future = self.loop.create_future()
         if self.cache:
             self.cache_map.set(key, future)
+        if self.peek is not None:
+            hit, value = self.peek(key)
+            if hit:
+                future.set_result(value)
+                return future
         batch = self.batch
         if batch is None or batch.dispatched or (self.max_batch_size and len(batch) >= self.max_batch_size):
             batch = self.batch = Batch()

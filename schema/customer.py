@@ -15,9 +15,8 @@ import strawberry
 from strawberry import Parent
 from strawberry.types import Info
 
-from connectors import records as r
 from resolvers import agents, insights, timeline
-from resolvers.customer import CustomerData, records
+from resolvers.customer import CustomerData, records_now, then
 from resolvers.errors import BadUserInput
 from schema.enums import UNRESOLVED, Channel, InvoiceStatus, Segment, TicketStatus
 from schema.insights import AgentMatch, CrossSell, CustomerValue
@@ -45,11 +44,14 @@ CRM_FIELDS = frozenset({"name", "firstName", "lastName", "emails", "phones", "ad
                         "preferences"})
 
 
+def check_first(first: int | None) -> None:
+    if first is not None and not 0 <= first <= MAX_FIRST:
+        raise BadUserInput(f"first must be between 0 and {MAX_FIRST}")
+
+
 def newest(items: Iterable[T], when: Callable[[T], Any], first: int | None,
            keep: Callable[[T], bool] = lambda _: True) -> list[T]:
     """Items that pass `keep`, newest first, at most `first`."""
-    if first is not None and not 0 <= first <= MAX_FIRST:
-        raise BadUserInput(f"first must be between 0 and {MAX_FIRST}")
     return sorted((i for i in items if keep(i)), key=when, reverse=True)[:first]
 
 
@@ -103,61 +105,72 @@ class Customer:
     def identities(self, root: Parent[CustomerData], system: str | None = None) -> list[Identity]:
         return [i for i in root.identities if system is None or i.system == system]
 
+    # Source-fed fields are plain functions that return the records at once when all are fresh in the
+    # in-process cache, and an awaitable otherwise (`records_now` + `then`): a warm view costs no
+    # coroutine or loop tick per field.
+
     @strawberry.field(description="Billing accounts.")
-    async def accounts(self, root: Parent[CustomerData], info: Info) -> list[BillingAccount] | None:
-        return await records(info, "accounts", root)
+    def accounts(self, root: Parent[CustomerData], info: Info) -> list[BillingAccount] | None:
+        return records_now(info, "accounts", root)  # type: ignore[return-value]
 
     @strawberry.field(description="Invoices across all billing accounts, newest first.")
-    async def invoices(self, root: Parent[CustomerData], info: Info, status: InvoiceStatus | None = None,
-                       first: int | None = 20) -> list[Invoice] | None:
-        accounts: list[r.Account] = await records(info, "accounts", root)
-        return newest((i for a in accounts for i in a.invoices), lambda i: (i.issued_on, i.number), first,
-                      lambda i: status is None or i.status == status)
+    def invoices(self, root: Parent[CustomerData], info: Info, status: InvoiceStatus | None = None,
+                 first: int | None = 20) -> list[Invoice] | None:
+        check_first(first)
+        return then(records_now(info, "accounts", root), lambda accounts: newest(  # type: ignore[no-any-return]
+            (i for a in accounts for i in a.invoices), lambda i: (i.issued_on, i.number), first,
+            lambda i: status is None or i.status == status))
 
     @strawberry.field(description="Web shop orders (web, store and phone), newest first.")
-    async def orders(self, root: Parent[CustomerData], info: Info, first: int | None = 20,
-                     since: datetime | None = None) -> list[Order] | None:
+    def orders(self, root: Parent[CustomerData], info: Info, first: int | None = 20,
+               since: datetime | None = None) -> list[Order] | None:
+        check_first(first)
         since_utc = since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None
-        return newest(await records(info, "orders", root), lambda o: (o.placed_at, o.number), first,
-                      lambda o: since_utc is None or o.placed_at >= since_utc)
+        return then(records_now(info, "orders", root), lambda orders: newest(  # type: ignore[no-any-return]
+            orders, lambda o: (o.placed_at, o.number), first, lambda o: since_utc is None or o.placed_at >= since_utc))
 
     @strawberry.field(description="Helpdesk tickets, newest first. `unresolved: true` keeps NEW, OPEN, PENDING "
                                   "and ON_HOLD.")
-    async def tickets(self, root: Parent[CustomerData], info: Info, status: TicketStatus | None = None,
-                      unresolved: bool | None = None, first: int | None = 20) -> list[Ticket] | None:
-        return newest(await records(info, "tickets", root), lambda t: (t.created_at, t.id), first,
-                      lambda t: (status is None or t.status == status)
-                      and (unresolved is None or (t.status in UNRESOLVED) == unresolved))
+    def tickets(self, root: Parent[CustomerData], info: Info, status: TicketStatus | None = None,
+                unresolved: bool | None = None, first: int | None = 20) -> list[Ticket] | None:
+        check_first(first)
+        return then(records_now(info, "tickets", root), lambda tickets: newest(  # type: ignore[no-any-return]
+            tickets, lambda t: (t.created_at, t.id), first,
+            lambda t: (status is None or t.status == status)
+            and (unresolved is None or (t.status in UNRESOLVED) == unresolved)))
 
     @strawberry.field(description="Contact-center interactions on every number of the customer, newest first.")
-    async def interactions(self, root: Parent[CustomerData], info: Info, channel: Channel | None = None,
-                           first: int | None = 20) -> list[Interaction] | None:
-        return newest(await records(info, "interactions", root), lambda i: (i.started_at, i.id), first,
-                      lambda i: channel is None or i.channel == channel)
+    def interactions(self, root: Parent[CustomerData], info: Info, channel: Channel | None = None,
+                     first: int | None = 20) -> list[Interaction] | None:
+        check_first(first)
+        return then(records_now(info, "interactions", root), lambda items: newest(  # type: ignore[no-any-return]
+            items, lambda i: (i.started_at, i.id), first, lambda i: channel is None or i.channel == channel))
 
     @strawberry.field(description="Standing in marketing automation (opt-out).")
-    async def marketing(self, root: Parent[CustomerData], info: Info) -> MarketingStatus | None:
-        contacts: list[r.MarketingContact] = await records(info, "marketing", root)
-        return contacts[0] if contacts else None
+    def marketing(self, root: Parent[CustomerData], info: Info) -> MarketingStatus | None:
+        return then(records_now(info, "marketing", root),  # type: ignore[no-any-return]
+                    lambda contacts: contacts[0] if contacts else None)
 
     @strawberry.field(description="Marketing offers sent, newest first; `withinDays` keeps the recent ones.")
-    async def offers(self, root: Parent[CustomerData], info: Info, within_days: int | None = None,
-                     first: int | None = 20) -> list[Offer] | None:
+    def offers(self, root: Parent[CustomerData], info: Info, within_days: int | None = None,
+               first: int | None = 20) -> list[Offer] | None:
+        check_first(first)
         if within_days is not None and within_days < 0:
             raise BadUserInput("withinDays must not be negative")
         cutoff = datetime.now(timezone.utc) - timedelta(days=within_days) if within_days is not None else None
-        contacts: list[r.MarketingContact] = await records(info, "marketing", root)
-        return newest((o for c in contacts for o in c.offers), lambda o: (o.sent_at, o.id), first,
-                      lambda o: cutoff is None or o.sent_at >= cutoff)
+        return then(records_now(info, "marketing", root), lambda contacts: newest(  # type: ignore[no-any-return]
+            (o for c in contacts for o in c.offers), lambda o: (o.sent_at, o.id), first,
+            lambda o: cutoff is None or o.sent_at >= cutoff))
 
     @strawberry.field(description="Loyalty membership, if any.")
-    async def loyalty(self, root: Parent[CustomerData], info: Info) -> LoyaltyMembership | None:
-        members = await records(info, "loyalty", root)
-        return max(members, key=lambda m: m.points) if members else None
+    def loyalty(self, root: Parent[CustomerData], info: Info) -> LoyaltyMembership | None:
+        return then(records_now(info, "loyalty", root),  # type: ignore[no-any-return]
+                    lambda members: max(members, key=lambda m: m.points) if members else None)
 
     @strawberry.field(description="Products registered for warranty, with claims and RMAs.")
-    async def warranties(self, root: Parent[CustomerData], info: Info) -> list[Warranty] | None:
-        return sorted(await records(info, "warranties", root), key=lambda w: w.purchased_on, reverse=True)
+    def warranties(self, root: Parent[CustomerData], info: Info) -> list[Warranty] | None:
+        return then(records_now(info, "warranties", root),  # type: ignore[no-any-return]
+                    lambda items: sorted(items, key=lambda w: w.purchased_on, reverse=True))
 
     @strawberry.field(description="One cross-channel history, newest first: orders, parcels, tickets, contacts "
                                   "(voice, chat, email, fax, SMS), offers and responses, warranty claims, invoices "
@@ -185,5 +198,7 @@ class Customer:
         return await agents.best_agents(info, root, topic, language, first)  # type: ignore[return-value]
 
     @strawberry.field(description="Recent web sessions from web analytics, newest first.")
-    async def web_activity(self, root: Parent[CustomerData], info: Info, first: int | None = 20) -> list[WebSession] | None:
-        return newest(await records(info, "web_sessions", root), lambda s: (s.started_at, s.id), first)
+    def web_activity(self, root: Parent[CustomerData], info: Info, first: int | None = 20) -> list[WebSession] | None:
+        check_first(first)
+        return then(records_now(info, "web_sessions", root),  # type: ignore[no-any-return]
+                    lambda items: newest(items, lambda s: (s.started_at, s.id), first))

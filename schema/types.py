@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from connectors import records as r
-from resolvers.customer import related
+from resolvers.customer import related_now, then
 
 
 class Backed:
@@ -124,8 +124,8 @@ class Order(Backed):
     lines: list[OrderLine]
 
     @strawberry.field(description="Shipments of this order, live from the shipping system.")
-    async def shipments(self, info: Info) -> list[Shipment] | None:
-        return await related(info, "shipments", [self.number])
+    def shipments(self, info: Info) -> list[Shipment] | None:
+        return related_now(info, "shipments", [self.number])  # type: ignore[return-value]
 
 
 @strawberry.type(description="A helpdesk ticket.")
@@ -165,11 +165,11 @@ class Interaction(Backed):
     summary: str
 
     @strawberry.field(description="The agent who handled it, live from the staff directory.")
-    async def agent(self, info: Info) -> Agent | None:
+    def agent(self, info: Info) -> Agent | None:
         if self.agent_id is None:
             return None
-        found = await related(info, "agents", [self.agent_id])
-        return found[0] if found else None
+        return then(related_now(info, "agents", [self.agent_id]),  # type: ignore[no-any-return]
+                    lambda found: found[0] if found else None)
 
 
 @strawberry.type(description="An offer sent by marketing automation, with what the customer did with it.")

@@ -152,12 +152,13 @@ class Gateway:
         self.proc.wait(15)
 
 
-def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway") -> Gateway:
+def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway", workers: int = 1) -> Gateway:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port_base(1) + 1
     log = workdir / f"{name}.log"
-    proc = subprocess.Popen([sys.executable, "gateway.py", "serve", "--config", str(path), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "gateway.py", "serve", "--config", str(path), "--port", str(port),
+                             "--workers", str(workers)],
                             cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     _wait_http(f"http://127.0.0.1:{port}/healthz", proc, "gateway")

@@ -1,0 +1,67 @@
+"""`python -m bench`: how close the gateway is to the physical limit, in one command.
+
+Starts its own estate and gateways on free loopback ports, prints seven tables and saves them as
+JSON (bench/results/latest.json). Nothing here is a test; figures vary run to run on a noisy machine.
+
+  python -m bench [--quick] [--big 100000] [--rounds 40] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import suite
+from tests.harness import gateway_config, start_gateway
+
+OUT = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small rounds, and scale/memory on 20,000 customers")
+    parser.add_argument("--big", type=int, default=100_000, help="the large estate for scale and memory")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
+    args = parser.parse_args()
+    if args.quick:
+        args.big, args.rounds, args.seconds = 20_000, 15, 4.0
+    tables: list[dict[str, Any]] = []
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = suite.environment(Path(tmp), 2000)
+        gw = start_gateway(gateway_config(env.est), Path(tmp))
+        try:
+            steps = [lambda: [suite.batching(env, gw)],
+                     lambda: suite.parallelism_and_floor(env, gw, args.rounds),
+                     lambda: [suite.naive(env, gw, max(3, args.rounds // 8))],
+                     lambda: [suite.throughput(env, args.seconds)],
+                     lambda: suite.scale_and_memory(env, gw, args.big, args.rounds)]
+            for step in steps:
+                for t in step():
+                    print(suite.table(t["title"], t["header"], t["rows"]), flush=True)
+                    tables.append(t)
+        finally:
+            gw.stop()
+            env.est.stop()
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M"),
+                               "seconds": round(time.time() - started), "tables": tables}, indent=1, default=str))
+    print(f"machine: {machine()}; {time.time() - started:.0f} s; saved to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
