@@ -66,7 +66,8 @@ class Floor:
                 return out
 
     async def view(self, golden_id: str) -> dict[str, Any]:
-        """Every record of the customer, in the sources' own shapes: three levels, each concurrent."""
+        """Every record of the customer, in the sources' own shapes: the crosswalk, then every system at
+        once, each dependent call (parcels of orders, agents of contacts) right after its parent."""
         ids: dict[str, list[str]] = {}
         for system, key in await self._rows("crosswalk", "SELECT system, system_key FROM xref WHERE golden_id = ?",
                                             [golden_id]):
@@ -75,23 +76,36 @@ class Floor:
         def marks(n: int) -> str:
             return ",".join("?" * n)
 
-        async def shop() -> list[Any]:
-            keys = ids.get("shop", [])
-            return await self._rows("shop", "SELECT * FROM orders o LEFT JOIN order_lines l ON l.order_number = "
-                                    f"o.order_number WHERE o.account_email IN ({marks(len(keys))})", keys) if keys else []
-
         async def nothing() -> Any:
             return None
 
+        async def shop_then_shipping() -> tuple[list[Any], Any]:
+            keys = ids.get("shop", [])
+            rows = await self._rows("shop", "SELECT * FROM orders o LEFT JOIN order_lines l ON l.order_number = "
+                                    f"o.order_number WHERE o.account_email IN ({marks(len(keys))})", keys) if keys else []
+            orders = sorted({r[0] for r in rows})
+            parcels = await self._json("POST", "shipping", "/v2/shipments/query",
+                                       json={"orderNumbers": orders}) if orders else None
+            return rows, parcels
+
+        async def contact_then_staff() -> tuple[Any, Any]:
+            if "contact" not in ids:
+                return None, None
+            found = await self._json("POST", "contact", "/v1/interactions/search", json={"phoneNumbers": ids["contact"]})
+            agents = sorted({i["agentId"] for r in found["results"] for i in r["interactions"] if i.get("agentId")})
+            staff = await self._json("GET", "staff", "/directory/agents",
+                                     params={"ids": ",".join(agents)}) if agents else None
+            return found, staff
+
         crm = ids.get("crm", [])
+        # Each dependent call starts as soon as what it needs is in: the shortest possible path.
         calls = {
             "crm": self._rows("crm", f"SELECT * FROM customers WHERE cust_no IN ({marks(len(crm))})", crm),
-            "shop": shop(),
+            "shop+shipping": shop_then_shipping(),
             "billing": self._json("POST", "billing", "/api/accounts/lookup", headers=BILLING,
                                   json={"accountNumbers": ids["billing"]}) if "billing" in ids else nothing(),
             "helpdesk": asyncio.gather(*(self._tickets(e) for e in ids.get("helpdesk", []))),
-            "contact": self._json("POST", "contact", "/v1/interactions/search",
-                                  json={"phoneNumbers": ids["contact"]}) if "contact" in ids else nothing(),
+            "contact+staff": contact_then_staff(),
             "marketing": self._json("GET", "marketing", "/rest/v3/contacts", headers=MARKETING,
                                     params={"ids": ",".join(ids["marketing"]), "limit": "200"})
             if "marketing" in ids else nothing(),
@@ -102,16 +116,7 @@ class Floor:
             "analytics": self._json("POST", "analytics", "/v1/visitors:batchGet",
                                     json={"visitorIds": ids["analytics"]}) if "analytics" in ids else nothing(),
         }
-        first = dict(zip(calls, await asyncio.gather(*calls.values())))
-        orders = sorted({r[0] for r in first["shop"]})
-        agents = sorted({i["agentId"] for r in (first["contact"] or {}).get("results", [])
-                         for i in r["interactions"] if i.get("agentId")})
-        second = await asyncio.gather(
-            self._json("POST", "shipping", "/v2/shipments/query", json={"orderNumbers": orders}) if orders
-            else nothing(),
-            self._json("GET", "staff", "/directory/agents", params={"ids": ",".join(agents)}) if agents
-            else nothing())
-        return {**first, "shipping": second[0], "staff": second[1]}
+        return dict(zip(calls, await asyncio.gather(*calls.values())))
 
     async def _soap(self, refs: list[str]) -> ElementTree.Element:
         assert self.http is not None

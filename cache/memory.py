@@ -19,7 +19,7 @@ from aiocache.serializers import NullSerializer
 class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
     NAME = "bounded-memory"
 
-    def __init__(self, max_entries: int, max_bytes: int, sizer: Callable[[Any], int],
+    def __init__(self, max_entries: int, max_bytes: int, sizer: Callable[[str, Any], int],
                  clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(serializer=NullSerializer(), timeout=None, **kwargs)
         self.max_entries, self.max_bytes, self.sizer, self.clock = max_entries, max_bytes, sizer, clock
@@ -51,7 +51,7 @@ class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
 
     def _put(self, key: str, value: Any, ttl: float | None) -> None:
         self._drop(key)
-        size = self.sizer(value) + len(key) + 64
+        size = self.sizer(key, value) + len(key) + 200  # + the key, the slot tuple and the dict entry
         self._data[key] = (value, self.clock() + ttl if ttl else None, size)
         self.bytes += size
         while self._data and (len(self._data) > self.max_entries or self.bytes > self.max_bytes):

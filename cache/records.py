@@ -13,9 +13,17 @@ from cache.tiers import Entry, Tiers, cache_key
 from connectors.base import SOURCE_TIMEOUT, Connector, SourceError
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"
+def _settle(fut: asyncio.Future[Any], result: Entry | BaseException | None) -> None:
+    """Hand the leader's result to requests that joined its call."""
+    if fut.done():
+        return
+    if result is None:
+        fut.cancel()  # the leader was cancelled before it had a result
+    elif isinstance(result, BaseException):
+        fut.set_exception(result)
+        fut.exception()  # marked retrieved: nobody may have joined, and that is no error
+    else:
+        fut.set_result(result)
 
 
 class RecordCache:
@@ -76,22 +84,20 @@ class RecordCache:
         full = {k: cache_key(source, entity, k) for k in keys}
         joined = {k: self.inflight[full[k]] for k in keys if full[k] in self.inflight}
         mine = [k for k in keys if k not in joined]
-        loop = asyncio.get_running_loop()
-        futures = {k: loop.create_future() for k in mine}
-        for k, fut in futures.items():
-            fut.add_done_callback(_consume)
-            self.inflight[full[k]] = fut
-        try:
-            if mine:
-                await self._call(connector, entity, mine, futures, deadline)
-        finally:
-            for k, fut in futures.items():
-                if self.inflight.get(full[k]) is fut:
-                    del self.inflight[full[k]]
-                if not fut.done():
-                    fut.cancel()
         out: dict[str, Entry | BaseException] = {}
-        for k, fut in {**joined, **futures}.items():
+        if mine:
+            loop = asyncio.get_running_loop()
+            futures = {k: loop.create_future() for k in mine}  # for concurrent requests to join
+            for k, fut in futures.items():
+                self.inflight[full[k]] = fut
+            try:
+                out.update(await self._call(connector, entity, mine, deadline))
+            finally:
+                for k, fut in futures.items():
+                    if self.inflight.get(full[k]) is fut:
+                        del self.inflight[full[k]]
+                    _settle(fut, out.get(k))
+        for k, fut in joined.items():
             try:
                 out[k] = await asyncio.shield(fut)
             except SourceError as exc:
@@ -104,15 +110,12 @@ class RecordCache:
         return out
 
     async def _call(self, connector: Connector, entity: str, keys: list[str],
-                    futures: dict[str, asyncio.Future[Entry]], deadline: float | None) -> None:
+                    deadline: float | None) -> dict[str, Entry | BaseException]:
         try:
             found = await connector.fetch(entity, keys, deadline)
         except SourceError as exc:
-            for fut in futures.values():
-                fut.set_exception(exc)
-            return
+            return dict.fromkeys(keys, exc)
         now = time.time()
         entries = {k: Entry(found.get(k), k in found, now, self.ttl(connector.name, entity, k in found)) for k in keys}
-        for k, fut in futures.items():
-            fut.set_result(entries[k])
         await self.tiers.store(connector.name, entity, entries)
+        return entries  # type: ignore[return-value]

@@ -115,8 +115,9 @@ class Connector:
             if budget <= 0:
                 raise self.error(SOURCE_TIMEOUT, "the request's deadline had passed")
         try:
-            return await asyncio.wait_for(op(), budget)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(budget):  # unlike wait_for, no extra task per call
+                return await op()
+        except TimeoutError:
             raise self.error(SOURCE_TIMEOUT, f"no answer within {budget:.2g} s") from None
         except SourceError:
             raise

@@ -16,7 +16,9 @@ def new_session(total_connections: int = 256) -> aiohttp.ClientSession:
     """One keep-alive session for every HTTP source of the gateway process."""
     connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=64, keepalive_timeout=30,
                                      ttl_dns_cache=300)
+    # No cookie jar: sources are called with explicit credentials, never by session state.
     return aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                                 cookie_jar=aiohttp.DummyCookieJar(),
                                  timeout=aiohttp.ClientTimeout(total=None))
 
 

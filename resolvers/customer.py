@@ -147,6 +147,9 @@ async def records_by_source(info: Info, entity: str, customer: CustomerData) -> 
     ctx: Context = info.context
     path = info.path.as_list
     providers = ctx.providers(entity)
+    if len(providers) == 1:  # the usual case, without a gather
+        c = providers[0]
+        return [(c.name, r) for r in _flatten([await ctx.load_many(c, entity, customer.ids_in(c.config.system), path)])]
     found = await asyncio.gather(*(ctx.load_many(c, entity, customer.ids_in(c.config.system), path)
                                    for c in providers))
     return [(c.name, r) for c, items in zip(providers, found) for r in _flatten([items])]

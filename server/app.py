@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
 import connectors
@@ -29,6 +28,7 @@ from schema.mutation import Mutation
 from schema.query import Query
 from server.errors import log_errors
 from server.graphql_http import GraphQLEndpoint
+from server.query_cache import QueryCache
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -39,9 +39,8 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema() -> strawberry.Schema:
-    # Parsing and validating a query costs ~0.8 ms; clients repeat the same few queries.
-    return GatewaySchema(query=Query, mutation=Mutation,
-                         extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)])
+    # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache])
 
 
 def create_app(config: GatewayConfig) -> Starlette:

@@ -182,7 +182,7 @@ def test_negative_results_are_cached_briefly(gw: Gateway) -> None:
 def test_memory_tier_stays_within_its_bound() -> None:
     async def fill() -> BoundedMemoryCache:
         tier = BoundedMemoryCache(max_entries=50_000, max_bytes=8 * 1024 * 1024,
-                                  sizer=lambda v: len(pickle.dumps(v)))
+                                  sizer=lambda _k, v: len(pickle.dumps(v)))
         for start in range(0, 200_000, 10_000):
             await tier.multi_set([(f"billing:accounts:BA-{i}", {"n": i, "pad": "x" * (i % 200)})
                                   for i in range(start, start + 10_000)], ttl=60)
