@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import cpu_s
 from tests.harness import Estate, Gateway, gateway_config, http, start_estate, start_gateway
 from tests.queries import CUSTOMER_FULL
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 def source_calls(est: Estate, gw: Gateway) -> int:

@@ -21,23 +21,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.common import pct, rss_mb
 from tests.harness import Estate, Gateway, gateway_config, start_estate, start_gateway
 from tests.queries import CUSTOMER_FULL, POINT_OF_SALE
 from tests.truth import Truth
 
 LIST = "query($ids: [ID!]!) { customers(ids: $ids) { id name segment accounts { balance overdue } " \
        "tickets(unresolved: true) { id } loyalty { tier } } }"
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def pct(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
 class Load:
