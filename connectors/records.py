@@ -67,6 +67,9 @@ class TicketStatus(enum.Enum):
     CLOSED = "closed"
 
 
+UNRESOLVED = frozenset({TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.ON_HOLD})
+
+
 class TicketPriority(enum.Enum):
     LOW = "low"
     NORMAL = "normal"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from strawberry.types import Info
 
-from connectors.records import Agent, Outcome
+from connectors.records import UNRESOLVED, Agent, Outcome
 from resolvers.context import Context
 from resolvers.customer import CustomerData, records
 from resolvers.errors import BadUserInput
@@ -16,7 +16,6 @@ from resolvers.rules import Insights
 
 GOOD = {Outcome.RESOLVED, Outcome.SALE}
 BAD = {Outcome.ESCALATED, Outcome.ABANDONED}
-UNRESOLVED = {"new", "open", "pending", "on_hold"}
 
 
 @dataclass(slots=True)
@@ -79,7 +78,7 @@ async def best_agents(info: Info, customer: CustomerData, topic: str | None, lan
         ctx.load_many(staff[0], "roster", ["available"], info.path.as_list), records(info, "tickets", customer),
         records(info, "orders", customer), records(info, "warranties", customer),
         records(info, "interactions", customer), _language(info, customer) if language is None else _none())
-    need_text = topic if topic else " ".join(t.subject for t in tickets if t.status.value in UNRESOLVED)
+    need_text = topic if topic else " ".join(t.subject for t in tickets if t.status in UNRESOLVED)
     needed = skills_for(rules, need_text)
     skus = {line.sku for o in orders for line in o.lines} | {w.product_code for w in warranties}
     owned = {rules.catalog[s].category for s in skus if s in rules.catalog}

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from strawberry.types import Info
 
 from connectors.records import (
+    UNRESOLVED,
     Account,
     Channel,
     MarketingContact,
@@ -24,7 +25,6 @@ from connectors.records import (
 from resolvers.customer import CustomerData, records, records_by_source
 from resolvers.rules import Insights
 
-UNRESOLVED = {"new", "open", "pending", "on_hold"}
 PRIORITY_RANK = {p: i for i, p in enumerate(TicketPriority)}
 
 
@@ -87,7 +87,7 @@ def _ticket_blockers(rules: Insights, tickets: list[tuple[str, Ticket]]) -> list
     floor = PRIORITY_RANK[rules.cross_sell.ticket_priority_at_least]
     return [Blocker(BlockerKind.OPEN_TICKET, f"Unresolved {t.priority.value}-priority ticket #{t.id}: {t.subject} "
                                    f"({t.status.value})", s, t.id)
-            for s, t in tickets if t.status.value in UNRESOLVED and PRIORITY_RANK[t.priority] >= floor]
+            for s, t in tickets if t.status in UNRESOLVED and PRIORITY_RANK[t.priority] >= floor]
 
 
 def _marketing_blockers(rules: Insights, contacts: list[tuple[str, MarketingContact]],

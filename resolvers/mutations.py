@@ -16,7 +16,7 @@ from connectors.base import Connector
 from connectors.records import Channel, Interaction
 from resolvers.context import Context
 from resolvers.customer import GOLDEN_ID, CustomerData, load_customers
-from resolvers.errors import BadUserInput, NotFound
+from resolvers.errors import BadUserInput
 
 CONTACT_CHANNELS = {Channel.VOICE, Channel.CHAT, Channel.EMAIL, Channel.FAX, Channel.SMS}
 PREFERRED_CHANNELS = {Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.MAIL}
@@ -38,9 +38,7 @@ async def _customer(info: Info, customer_id: str) -> CustomerData:
     if not GOLDEN_ID.match(customer_id):
         raise BadUserInput(f"malformed customer id {customer_id!r}: expected the form C-000042")
     [found] = await load_customers(info, [customer_id], with_crm=True)
-    if isinstance(found, NotFound):
-        raise found
-    if isinstance(found, Exception):
+    if isinstance(found, Exception):  # NotFound, or the crosswalk failing
         raise found
     return found
 

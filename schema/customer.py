@@ -15,10 +15,11 @@ import strawberry
 from strawberry import Parent
 from strawberry.types import Info
 
+from connectors.records import UNRESOLVED
 from resolvers import agents, insights, timeline
 from resolvers.customer import CustomerData, records_now, then
 from resolvers.errors import BadUserInput
-from schema.enums import UNRESOLVED, Channel, InvoiceStatus, Segment, TicketStatus
+from schema.enums import Channel, InvoiceStatus, Segment, TicketStatus
 from schema.insights import AgentMatch, CrossSell, CustomerValue
 from schema.timeline import TimelineConnection, connection
 from schema.types import (

@@ -21,6 +21,3 @@ OfferResponse = strawberry.enum(records.OfferResponse)
 LoyaltyTier = strawberry.enum(records.LoyaltyTier)
 ClaimStatus = strawberry.enum(records.ClaimStatus)
 Availability = strawberry.enum(records.Availability)
-
-UNRESOLVED = frozenset({records.TicketStatus.NEW, records.TicketStatus.OPEN, records.TicketStatus.PENDING,
-                        records.TicketStatus.ON_HOLD})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -141,9 +142,10 @@ def test_cross_sell_changes_when_a_ticket_is_solved(gateway: Gateway, estate: Es
     try:
         after = blockers(gateway.gql(CROSS_SELL, {"id": gid}, LIVE))  # the clerk insists on live tickets
         assert ("OPEN_TICKET", "helpdesk", str(ticket["id"])) not in after
-    finally:
-        http("PUT", estate.url("helpdesk", f"/api/v2/tickets/{ticket['id']}"), b'{"status": "open"}',
-             {"content-type": "application/json"})
+    finally:  # put it back, and refresh the gateway's cached copy for the tests that follow
+        http("PUT", estate.url("helpdesk", f"/api/v2/tickets/{ticket['id']}"),
+             json.dumps({"status": ticket["status"]}).encode(), {"content-type": "application/json"})
+        gateway.gql(CROSS_SELL, {"id": gid}, LIVE)
 
 
 def test_cross_sell_offer_ages_out(estate: Estate, workdir: Path, t: Truth) -> None:
