@@ -32,8 +32,10 @@ def skills_for(rules: Insights, text: str) -> set[str]:
             if skill in text or any(w.lower() in text for w in words)}
 
 
-async def _language(info: Info, customer: CustomerData) -> str | None:
-    """The CRM's language, loading the CRM record if the query did not already."""
+async def _language(info: Info, customer: CustomerData, asked: str | None) -> str | None:
+    """The language asked for, else the CRM's, loading the CRM record if the query did not already."""
+    if asked is not None:
+        return asked
     ctx: Context = info.context
     crm_records = customer.crm
     if not crm_records:
@@ -74,19 +76,16 @@ async def best_agents(info: Info, customer: CustomerData, topic: str | None, lan
     staff = ctx.providers("roster")
     if not staff:
         return []
-    roster, tickets, orders, warranties, interactions, crm_language = await asyncio.gather(
+    roster, tickets, orders, warranties, interactions, language = await asyncio.gather(
         ctx.load_many(staff[0], "roster", ["available"], info.path.as_list), records(info, "tickets", customer),
         records(info, "orders", customer), records(info, "warranties", customer),
-        records(info, "interactions", customer), _language(info, customer) if language is None else _none())
+        records(info, "interactions", customer), _language(info, customer, language))
     need_text = topic if topic else " ".join(t.subject for t in tickets if t.status in UNRESOLVED)
     needed = skills_for(rules, need_text)
     skus = {line.sku for o in orders for line in o.lines} | {w.product_code for w in warranties}
     owned = {rules.catalog[s].category for s in skus if s in rules.catalog}
     history = Counter((i.agent_id, i.outcome in GOOD) for i in interactions
                       if i.agent_id and (i.outcome in GOOD or i.outcome in BAD))
-    matches = [_score(rules, a, needed, language or crm_language, owned, history) for a in roster[0] or []]
+    matches = [_score(rules, a, needed, language, owned, history) for a in roster[0] or []]
     return sorted(matches, key=lambda m: (-m.score, m.agent.id))[:first]
 
-
-async def _none() -> None:
-    return None

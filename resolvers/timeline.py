@@ -187,7 +187,7 @@ async def timeline(info: Info, customer: CustomerData, first: int, after: str | 
     wanted = set(channels) if channels else None
     results = await asyncio.gather(*(_stream(info, customer, e) for e in CUSTOMER_STREAMS), return_exceptions=True)
     streams: list[list[Event]] = []
-    for entity, result in zip(CUSTOMER_STREAMS, results):
+    for result in results:
         if isinstance(result, SourceError):
             _missing(info, result)
         elif isinstance(result, BaseException):

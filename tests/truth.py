@@ -33,7 +33,7 @@ class Truth:
         return out
 
     def identities(self, gid: str) -> list[dict[str, str]]:
-        return [{"system": r["system"], "id": r["system_key"]} for r in self.est.crosswalk if r["golden_id"] == gid]
+        return [{"system": system, "id": key} for system, key in self.est.identities(gid)]
 
     def crm(self, gid: str) -> list[dict[str, Any]]:
         keys = set(self.ids[gid]["crm"])
