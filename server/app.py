@@ -27,6 +27,7 @@ from resolvers.invalidate import invalidate
 from schema.mutation import Mutation
 from schema.query import Query
 from server.errors import log_errors
+from server.execution import Executor
 from server.graphql_http import GraphQLEndpoint
 from server.query_cache import QueryCache
 
@@ -40,7 +41,8 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache])
+    # Plain leaf fields take a one-step path (server/execution.py).
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache], execution_context_class=Executor)
 
 
 def create_app(config: GatewayConfig) -> Starlette:

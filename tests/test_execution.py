@@ -1,0 +1,133 @@
+"""The one-step path for plain leaf fields answers exactly as graphql-core's standard path does:
+the same data, the same errors at the same paths, the same nulls propagated, for good and bad values."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import pytest
+import strawberry
+
+from server.execution import Executor
+
+
+@strawberry.enum
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Raises:
+    @property
+    def boom(self) -> str:
+        raise ValueError("the record cannot say")
+
+
+@strawberry.type
+class Item:
+    name: str
+    note: str | None
+    count: int
+    ratio: float
+    flag: bool
+    ident: strawberry.ID
+    color: Color
+    maybe_color: Color | None
+    at: datetime
+    on: date | None
+    tags: list[str]
+    sparse: list[str | None]
+    scores: list[int] | None
+
+
+@strawberry.type
+class Holder:
+    item: Item | None
+    strict: Item
+    items: list[Item | None]
+    boom: str | None
+
+
+def item(**changes: Any) -> Any:
+    base = dict(name="a", note=None, count=3, ratio=0.5, flag=True, ident="7", color=Color.RED, maybe_color=None,
+                at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), on=date(2026, 1, 2), tags=["x", "y"],
+                sparse=["x", None], scores=[1, 2])
+    return Item(**{**base, **changes})
+
+
+@dataclass
+class Root:
+    holder: Any = field(default_factory=lambda: Holder(item=item(), strict=item(), items=[item(), None], boom=None))
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def holder(self, root: strawberry.Parent[Root]) -> Holder:
+        return root.holder  # type: ignore[no-any-return]
+
+
+FIELDS = "name note count ratio flag ident color maybeColor at on tags sparse scores"
+QUERIES = [
+    f"{{ holder {{ item {{ {FIELDS} }} strict {{ {FIELDS} }} items {{ {FIELDS} }} }} }}",
+    "{ holder { item { a: name b: name name __typename ...F } } } fragment F on Item { count tags }",
+    "query($skip: Boolean!) { holder { item { name @skip(if: $skip) count @include(if: $skip) } } }",
+]
+BAD = {
+    "null in a non-null leaf": dict(name=None),
+    "null in a non-null list": dict(tags=None),
+    "null item in a list of non-null": dict(tags=["x", None]),
+    "int out of range": dict(count=2**40),
+    "float that is no number": dict(ratio=float("nan")),
+    "wrong enum value": dict(color="green"),
+    "string for a list": dict(tags="xy"),
+    "object for a scalar": dict(note=object()),
+}
+
+
+def run(schema: strawberry.Schema, query: str, root: Root) -> dict[str, Any]:
+    result = schema.execute_sync(query, root_value=root, variable_values={"skip": True})
+    return {"data": result.data, "errors": sorted((e.formatted for e in result.errors or []), key=str)}
+
+
+@pytest.fixture(scope="module")
+def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
+    return strawberry.Schema(query=Query), strawberry.Schema(query=Query, execution_context_class=Executor)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_same_answers_for_good_records(schemas: Any, query: str) -> None:
+    standard, fast = schemas
+    expected = run(standard, query, Root())
+    assert not expected["errors"] and expected["data"]["holder"]
+    assert run(fast, query, Root()) == expected
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_same_errors_and_nulls_for_bad_records(schemas: Any, case: str) -> None:
+    standard, fast = schemas
+    root = Root(Holder(item=item(**BAD[case]), strict=item(**BAD[case]), items=[item(**BAD[case]), item()],
+                       boom=None))
+    query = QUERIES[0]
+    expected = run(standard, query, root)
+    assert expected["errors"], case  # the bad value is reported...
+    assert run(fast, query, root) == expected  # ...in the same words, at the same paths, with the same nulls
+
+
+def test_an_attribute_that_raises_is_a_located_error(schemas: Any) -> None:
+    standard, fast = schemas
+    root = Root(Raises())  # type: ignore[arg-type]
+    expected = run(standard, "{ holder { boom } }", root)
+    assert expected["errors"][0]["path"] == ["holder", "boom"]
+    assert run(fast, "{ holder { boom } }", root) == expected
+
+
+def test_plain_fields_take_the_short_path(schemas: Any) -> None:
+    """Guards the speed-up itself: if strawberry stopped marking basic fields, this would fail."""
+    _, fast = schemas
+    run(fast, QUERIES[0], Root())
+    readers = {t.name: r for t, r in Executor._readers.items() if t.name == "Item" and t in fast._schema.type_map.values()}
+    assert readers and all(readers["Item"][f] is not None for f in ("name", "count", "color", "at", "tags", "sparse"))
