@@ -47,8 +47,8 @@ class Floor:
             return orjson.loads(await resp.read())
 
     async def _rows(self, db: str, sql: str, args: list[Any]) -> list[Any]:
-        async with self.db[db].execute(sql, args) as cur:
-            return list(await cur.fetchall())
+        # aiosqlite's one-hop helper: execute, fetch and close in a single trip to its thread.
+        return list(await self.db[db].execute_fetchall(sql, args))
 
     async def _tickets(self, email: str) -> list[Any]:
         out, cursor = [], None

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from estate.generate import SQL_SYSTEMS, golden_id
 from tests.conftest import HELPDESK_PAGE
-from tests.harness import ROOT, Estate, Gateway, gateway_config, start_gateway
+from tests.harness import LIVE, ROOT, Estate, Gateway, gateway_config, start_gateway
 from tests.queries import CUSTOMERS_FULL, FULL_CUSTOMER
 from tests.truth import Truth
 
@@ -135,8 +135,34 @@ def test_sql_engine_answers_like_sqlite(engine: str, estate: Estate, gateway: Ga
         other = start_gateway(config, workdir, f"gateway-{engine}")
         try:
             compare(gateway, other, truth)
+            # The server drops the gateway's held connections: the next reads reconnect, unnoticed.
+            assert asyncio.run(kill_connections(engine, dsn)) >= 3  # at least one per SQL source
+            ids = {"ids": [golden_id(n) for n in range(1, 21)]}
+            again = other.gql(CUSTOMERS_FULL, ids, LIVE)
+            assert "errors" not in again, again["errors"]
+            assert again == gateway.gql(CUSTOMERS_FULL, ids, LIVE)
         finally:
             other.stop()
+
+
+async def kill_connections(engine: str, dsn: str) -> int:
+    """End every session on the test database from the server side; how many there were."""
+    url = make_url(dsn)
+    admin = create_async_engine(make_url(ENGINES[engine]).render_as_string(hide_password=False),
+                                isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            if engine == "postgresql":
+                found = await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": url.database})
+                return len(found.all())
+            ids = [r[0] for r in await conn.execute(text("SELECT id FROM information_schema.processlist "
+                                                         "WHERE db = :db"), {"db": url.database})]
+            for session in ids:
+                await conn.execute(text(f"KILL {int(session)}"))
+            return len(ids)
+    finally:
+        await admin.dispose()
 
 
 def compare(gateway: Gateway, other: Gateway, truth: Any) -> None:
