@@ -60,6 +60,11 @@ class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
             source = old.split(":", 1)[0]
             self.evictions[source] = self.evictions.get(source, 0) + 1
 
+    def put_many(self, pairs: list[tuple[str, Any]], ttl: float | None) -> None:
+        """Store, synchronously: the hot path's write, without aiocache's per-call coroutines."""
+        for key, value in pairs:
+            self._put(key, value, ttl)
+
     def peek(self, key: str) -> Any:
         """The value, synchronously: the hot path's hit check, without a coroutine per key."""
         return self._lookup(key)
@@ -79,8 +84,7 @@ class BoundedMemoryCache(BaseCache):  # type: ignore[misc]
         return True
 
     async def _multi_set(self, pairs: list[tuple[str, Any]], ttl: float | None = None, _conn: Any = None) -> bool:
-        for key, value in pairs:
-            self._put(key, value, ttl)
+        self.put_many(pairs, ttl)
         return True
 
     async def _add(self, key: str, value: Any, ttl: float | None = None, _conn: Any = None) -> bool:

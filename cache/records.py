@@ -13,15 +13,12 @@ from cache.tiers import Entry, Tiers, cache_key
 from connectors.base import SOURCE_TIMEOUT, Connector, SourceError
 
 
-def _settle(fut: asyncio.Future[Any], result: Entry | BaseException | None) -> None:
-    """Hand the leader's result to requests that joined its call."""
+def _settle(fut: asyncio.Future[Any], result: dict[str, Entry | BaseException] | None) -> None:
+    """Hand the leader's results to requests that joined its call."""
     if fut.done():
         return
     if result is None:
-        fut.cancel()  # the leader was cancelled before it had a result
-    elif isinstance(result, BaseException):
-        fut.set_exception(result)
-        fut.exception()  # marked retrieved: nobody may have joined, and that is no error
+        fut.cancel()  # the leader was cancelled (or broke) before it had a result
     else:
         fut.set_result(result)
 
@@ -52,9 +49,15 @@ class RecordCache:
                     no_cache: bool = False) -> tuple[list[Any], dict[str, float]]:
         """Per key (in order) its record, None, or the SourceError; and the ages of stale records served."""
         source = connector.name
-        counts = self.tiers.counts[source]
+        tiers = self.tiers
+        counts = tiers.counts[source]
         now = time.time()
-        cached = {} if no_cache else await self.tiers.lookup(source, entity, keys)
+        if no_cache:
+            cached: dict[str, Entry] = {}
+        elif tiers.l2 is None:  # in-process only: no coroutine for the lookup
+            cached = tiers.lookup_local(source, entity, keys)
+        else:
+            cached = await tiers.lookup(source, entity, keys)
         result: dict[str, Entry | BaseException] = {k: e for k, e in cached.items() if e.fresh(now)}
         counts["hits"] += len(result)
         misses = [k for k in keys if k not in result]
@@ -79,34 +82,43 @@ class RecordCache:
 
     async def _fetch_misses(self, connector: Connector, entity: str, keys: list[str],
                             deadline: float | None) -> dict[str, Entry | BaseException]:
-        """One source call for the keys nobody is fetching yet; join the calls already under way."""
-        source = connector.name
-        full = {k: cache_key(source, entity, k) for k in keys}
-        joined = {k: self.inflight[full[k]] for k in keys if full[k] in self.inflight}
-        mine = [k for k in keys if k not in joined]
+        """One source call for the keys nobody is fetching yet; join the calls already under way.
+
+        One future per call, not per key: those joining pick their keys from the leader's results."""
+        prefix = cache_key(connector.name, entity, "")
+        inflight = self.inflight
+        joined: dict[asyncio.Future[dict[str, Entry | BaseException]], list[str]] = {}
+        mine = []
+        for k in keys:
+            leader = inflight.get(prefix + k)
+            if leader is None:
+                mine.append(k)
+            else:
+                joined.setdefault(leader, []).append(k)
         out: dict[str, Entry | BaseException] = {}
         if mine:
-            loop = asyncio.get_running_loop()
-            futures = {k: loop.create_future() for k in mine}  # for concurrent requests to join
-            for k, fut in futures.items():
-                self.inflight[full[k]] = fut
+            fut: asyncio.Future[dict[str, Entry | BaseException]] = asyncio.get_running_loop().create_future()
+            for k in mine:
+                inflight[prefix + k] = fut
+            result = None
             try:
-                out.update(await self._call(connector, entity, mine, deadline))
+                result = await self._call(connector, entity, mine, deadline)
+                out.update(result)
             finally:
-                for k, fut in futures.items():
-                    if self.inflight.get(full[k]) is fut:
-                        del self.inflight[full[k]]
-                    _settle(fut, out.get(k))
-        for k, fut in joined.items():
+                for k in mine:
+                    if inflight.get(prefix + k) is fut:
+                        del inflight[prefix + k]
+                _settle(fut, result)
+        for leader, ks in joined.items():
             try:
-                out[k] = await asyncio.shield(fut)
-            except SourceError as exc:
-                out[k] = exc
+                got = await asyncio.shield(leader)
             except asyncio.CancelledError:
-                if fut.cancelled():  # the leader was cancelled; report, do not propagate
-                    out[k] = connector.error(SOURCE_TIMEOUT, "the shared call was abandoned")
-                else:
-                    raise
+                if not leader.cancelled():
+                    raise  # we were cancelled ourselves
+                abandoned = connector.error(SOURCE_TIMEOUT, "the shared call was abandoned")
+                got = dict.fromkeys(ks, abandoned)
+            for k in ks:
+                out[k] = got[k]
         return out
 
     async def _call(self, connector: Connector, entity: str, keys: list[str],
@@ -116,6 +128,13 @@ class RecordCache:
         except SourceError as exc:
             return dict.fromkeys(keys, exc)
         now = time.time()
-        entries = {k: Entry(found.get(k), k in found, now, self.ttl(connector.name, entity, k in found)) for k in keys}
-        await self.tiers.store(connector.name, entity, entries)
+        ttl = self.ttl(connector.name, entity, True)
+        negative = self.ttl(connector.name, entity, False)
+        entries = {k: Entry(found[k], True, now, ttl) if k in found else Entry(None, False, now, negative)
+                   for k in keys}
+        tiers = self.tiers
+        if tiers.l2 is None:
+            tiers.store_local(connector.name, entity, entries)
+        else:
+            await tiers.store(connector.name, entity, entries)
         return entries  # type: ignore[return-value]

@@ -89,10 +89,20 @@ class Tiers:
         self.channel = f"{settings.namespace}:invalidate"
         self._listener: asyncio.Task[None] | None = None
 
+    def lookup_local(self, source: str, entity: str, keys: list[str]) -> dict[str, Entry]:
+        """The entries the in-process tier holds (fresh or not), synchronously."""
+        peek = self.l1.peek
+        prefix = cache_key(source, entity, "")
+        found = {}
+        for k in keys:
+            e = peek(prefix + k)
+            if e is not None:
+                found[k] = e
+        return found
+
     async def lookup(self, source: str, entity: str, keys: list[str]) -> dict[str, Entry]:
         """The entries present in either tier (fresh or not); Redis hits refill the in-process tier."""
-        full = [cache_key(source, entity, k) for k in keys]
-        found = {k: e for k, e in zip(keys, await self.l1.multi_get(full)) if e is not None}
+        found = self.lookup_local(source, entity, keys)
         missing = [k for k in keys if k not in found]
         if missing and self.l2 is not None:
             try:
@@ -101,22 +111,29 @@ class Tiers:
                 log.warning("redis tier unavailable: %r", exc)
                 remote = [None] * len(missing)
             now = time.time()
-            refill = []
             for k, e in zip(missing, remote):
                 if e is not None:
                     found[k] = e
-                    refill.append((cache_key(source, entity, k), e))
                     self.counts[source]["l2_hits"] += 1
-            for full_key, e in refill:
-                await self.l1.set(full_key, e, ttl=max(0.001, e.fresh_s + self.settings.stale_grace_s - e.age(now)))
+                    ttl = max(0.001, e.fresh_s + self.settings.stale_grace_s - e.age(now))
+                    self.l1.put_many([(cache_key(source, entity, k), e)], ttl)
         return found
 
-    async def store(self, source: str, entity: str, entries: dict[str, Entry]) -> None:
+    def _by_ttl(self, source: str, entity: str, entries: dict[str, Entry]) -> dict[float, list[tuple[str, Entry]]]:
         by_ttl: dict[float, list[tuple[str, Entry]]] = defaultdict(list)
         for k, e in entries.items():
             by_ttl[e.fresh_s + self.settings.stale_grace_s].append((cache_key(source, entity, k), e))
-        for ttl, pairs in by_ttl.items():
-            await self.l1.multi_set(pairs, ttl=ttl)
+        return by_ttl
+
+    def store_local(self, source: str, entity: str, entries: dict[str, Entry]) -> None:
+        """Into the in-process tier, synchronously (aiocache's decorated multi_set took four coroutines)."""
+        for ttl, pairs in self._by_ttl(source, entity, entries).items():
+            self.l1.put_many(pairs, ttl)
+
+    async def store(self, source: str, entity: str, entries: dict[str, Entry]) -> None:
+        """Into both tiers."""
+        for ttl, pairs in self._by_ttl(source, entity, entries).items():
+            self.l1.put_many(pairs, ttl)
             if self.l2 is not None:
                 try:
                     await self.l2.multi_set(pairs, ttl=ttl)

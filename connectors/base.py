@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
 
-from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker, with_retries
+from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 
 T = TypeVar("T")
 OVERLOADED = "bulkhead full"
@@ -87,55 +88,63 @@ class Connector:
         return await self.protected(lambda: actions[action](self, payload), deadline)
 
     async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
-        """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors."""
+        """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors.
+
+        One coroutine for all of it: every layer of coroutines is resumed on each wake-up of the call."""
         self.calls += 1
-        if not self.circuit.allow():
+        circuit = self.circuit
+        if not circuit.allow():
             self.failures += 1
             raise self.error(CIRCUIT_OPEN, f"circuit open after repeated failures; retry in "
-                                           f"{self.circuit.retry_in():.1f} s")
-        try:
-            result = await self._bounded(op, deadline)
-        except SourceError as exc:
-            self.failures += 1
-            if exc.code == SOURCE_UNAVAILABLE and exc.detail == OVERLOADED:
-                self.circuit.release()  # our own queue was full: no verdict on the source
-            else:
-                self.circuit.failure()
-            raise
-        except BaseException:
-            self.circuit.release()
-            raise
-        self.circuit.success()
-        return result
-
-    async def _bounded(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+                                           f"{circuit.retry_in():.1f} s")
         budget = self.config.timeout_s
         if deadline is not None:
             budget = min(budget, deadline - asyncio.get_running_loop().time())
+        try:
             if budget <= 0:
                 raise self.error(SOURCE_TIMEOUT, "the request's deadline had passed")
-        try:
-            async with asyncio.timeout(budget):  # unlike wait_for, no extra task per call
-                return await op()
-        except TimeoutError:
-            raise self.error(SOURCE_TIMEOUT, f"no answer within {budget:.2g} s") from None
-        except SourceError:
+            try:
+                async with asyncio.timeout(budget):  # unlike wait_for, no extra task per call
+                    result = await op()
+            except TimeoutError:
+                raise self.error(SOURCE_TIMEOUT, f"no answer within {budget:.2g} s") from None
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                # The source answered, but not in the shape its mapping expects.
+                raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
+        except SourceError as exc:
+            self.failures += 1
+            if exc.code == SOURCE_UNAVAILABLE and exc.detail == OVERLOADED:
+                circuit.release()  # our own queue was full: no verdict on the source
+            else:
+                circuit.failure()
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            # The source answered, but not in the shape its mapping expects.
-            raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
+        except BaseException:
+            circuit.release()
+            raise
+        circuit.success()
+        return result
 
     async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One request to the source: through the bulkhead, retried while it fails retryably."""
-        async def attempt() -> T:
+        """One request to the source: through the bulkhead, retried while it fails retryably
+        (connection errors, 502/503/504), after a full-jitter exponential pause. The caller's timeout
+        bounds the whole, so a retry never outlives the source's budget."""
+        bulkhead = self.bulkhead
+        attempt = 0
+        while True:
+            if not bulkhead.try_enter():
+                try:
+                    await bulkhead.enter()
+                except BulkheadFull:
+                    raise self.error(SOURCE_UNAVAILABLE, "too many calls waiting for this source", OVERLOADED) from None
             try:
-                async with self.bulkhead:
-                    return await call()
-            except BulkheadFull:
-                raise self.error(SOURCE_UNAVAILABLE, "too many calls waiting for this source", OVERLOADED) from None
-
-        return await with_retries(attempt, lambda e: isinstance(e, SourceError) and e.retryable,
-                                  self.config.retries, self.config.retry_backoff_ms / 1000)
+                return await call()
+            except SourceError as exc:
+                if not exc.retryable or attempt >= self.config.retries:
+                    raise
+            finally:
+                bulkhead.leave()
+            attempt += 1
+            await asyncio.sleep(random.uniform(0, self.config.retry_backoff_ms / 1000 * 2 ** (attempt - 1)))
 
     def status(self) -> dict[str, Any]:
         return {"kind": self.config.kind, "circuit": self.circuit.state, "circuit_opened": self.circuit.opens,

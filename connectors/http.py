@@ -54,8 +54,10 @@ class HttpConnector(Connector):
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         cap = self.config.max_body_bytes
-        if resp.content_length is not None and resp.content_length > cap:
-            raise self.error(SOURCE_BAD_RESPONSE, "response too large", f"{resp.content_length} bytes")
+        if resp.content_length is not None:
+            if resp.content_length > cap:
+                raise self.error(SOURCE_BAD_RESPONSE, "response too large", f"{resp.content_length} bytes")
+            return await resp.read()  # the length is known and allowed: one read, no chunk loop
         chunks, size = [], 0
         async for chunk in resp.content.iter_chunked(1 << 16):
             size += len(chunk)
