@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from cache.records import RecordCache
 from config import GatewayConfig
 from connectors.base import Connector
+from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
 
 
@@ -117,6 +118,28 @@ class Context:
         for connector, keys in pairs:
             counts[connector.name]["hits"] += len(keys)
         return out
+
+    def load_pairs(self, pairs: list[tuple[Connector, list[str]]], entity: str,
+                   path: Callable[[], list[Any]]) -> list[Any] | Awaitable[list[Any]]:
+        """Every key's record (each source's keys in turn), through the loaders: a future of them, or
+        the list itself when there are no keys."""
+        pairs = [(c, keys) for c, keys in pairs if keys]
+        if not pairs:
+            return []
+        if self.config.naive:
+            return self._naive(pairs, entity)
+        futures = [self.loader(c, entity).load(k) for c, keys in pairs for k in keys]
+
+        def noted(values: list[Any]) -> list[Any]:
+            if self.stale_keys:
+                for c, keys in pairs:
+                    self.note_stale(c, entity, keys, path)
+            return values
+
+        return chain(all_of(futures), noted)
+
+    async def _naive(self, pairs: list[tuple[Connector, list[str]]], entity: str) -> list[Any]:
+        return list(await asyncio.gather(*(self._one(c, entity, k) for c, keys in pairs for k in keys)))
 
     async def _one(self, connector: Connector, entity: str, key: str) -> Any:
         return (await connector.fetch(entity, [key], self.deadline)).get(key)

@@ -16,6 +16,7 @@ from connectors.base import SourceError
 from connectors.records import CrmRecord, Identity
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
+from resolvers.futures import chain
 
 GOLDEN_ID = re.compile(r"^C-\d{6}$")
 
@@ -115,6 +116,8 @@ def _flatten(results: list[list[Any]]) -> list[Any]:
 
 def then(result: Any, fn: Callable[[Any], Any]) -> Any:
     """`fn(result)`, or an awaitable of it when `result` is still to come."""
+    if isinstance(result, asyncio.Future):
+        return chain(result, fn)
     if inspect.isawaitable(result):
         async def later() -> Any:
             return fn(await result)
@@ -122,19 +125,28 @@ def then(result: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(result)
 
 
+def flat(values: list[Any]) -> list[Any]:
+    return _flatten([values])
+
+
 def records_now(info: Info, entity: str, customer: CustomerData) -> list[Any] | Awaitable[list[Any]]:
-    """`records`, answered synchronously when every record is a fresh in-process cache hit."""
+    """`records`: at once when every record is a fresh in-process cache hit, else a future of them."""
     ctx: Context = info.context
     pairs = [(c, customer.ids_in(c.config.system)) for c in ctx.providers(entity)]
     found = ctx.cached_now(pairs, entity)
-    return records(info, entity, customer) if found is None else _flatten(found)
+    if found is not None:
+        return _flatten(found)
+    return then(ctx.load_pairs(pairs, entity, info.path.as_list), flat)
 
 
 def related_now(info: Info, entity: str, keys: list[str]) -> list[Any] | Awaitable[list[Any]]:
-    """`related`, answered synchronously when every record is a fresh in-process cache hit."""
+    """`related`: at once when every record is a fresh in-process cache hit, else a future of them."""
     ctx: Context = info.context
-    found = ctx.cached_now([(c, keys) for c in ctx.providers(entity)], entity)
-    return related(info, entity, keys) if found is None else _flatten(found)
+    pairs = [(c, keys) for c in ctx.providers(entity)]
+    found = ctx.cached_now(pairs, entity)
+    if found is not None:
+        return _flatten(found)
+    return then(ctx.load_pairs(pairs, entity, info.path.as_list), flat)
 
 
 async def records(info: Info, entity: str, customer: CustomerData) -> list[Any]:
@@ -154,9 +166,3 @@ async def records_by_source(info: Info, entity: str, customer: CustomerData) -> 
                                    for c in providers))
     return [(c.name, r) for c, items in zip(providers, found) for r in _flatten([items])]
 
-
-async def related(info: Info, entity: str, keys: list[str]) -> list[Any]:
-    """Records of a child entity (shipments of orders, agents of interactions) by their own keys."""
-    ctx: Context = info.context
-    path = info.path.as_list
-    return _flatten(await asyncio.gather(*(ctx.load_many(c, entity, keys, path) for c in ctx.providers(entity))))
