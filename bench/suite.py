@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import time
@@ -80,6 +81,7 @@ def _inject(est: Estate) -> None:
 async def _floor_views(env: Env, ids: list[str], rounds: int) -> tuple[list[float], float]:
     floor = Floor(env.est.data, env.est.ports)
     await floor.open()
+    gc.freeze()  # the floor's collections must not walk this process's ground truth (the gateway freezes too)
     try:
         for g in ids:
             await floor.view(g)  # connections up

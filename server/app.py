@@ -30,6 +30,7 @@ from server.errors import log_errors
 from server.execution import Executor
 from server.graphql_http import GraphQLEndpoint
 from server.query_cache import QueryCache
+from server.runtime import tune_gc
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -58,6 +59,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             await session.close()
             raise
         holder["endpoint"] = GraphQLEndpoint(build_schema(), sources)
+        tune_gc()  # once everything long-lived exists
         try:
             yield
         finally:
