@@ -12,6 +12,7 @@ import pytest
 import strawberry
 
 from server.execution import Executor
+from server.query_cache import QueryCache
 
 
 @strawberry.enum
@@ -88,14 +89,16 @@ BAD = {
 }
 
 
-def run(schema: strawberry.Schema, query: str, root: Root) -> dict[str, Any]:
-    result = schema.execute_sync(query, root_value=root, variable_values={"skip": True})
+def run(schema: strawberry.Schema, query: str, root: Root, skip: bool = True) -> dict[str, Any]:
+    result = schema.execute_sync(query, root_value=root, variable_values={"skip": skip})
     return {"data": result.data, "errors": sorted((e.formatted for e in result.errors or []), key=str)}
 
 
 @pytest.fixture(scope="module")
 def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
-    return strawberry.Schema(query=Query), strawberry.Schema(query=Query, execution_context_class=Executor)
+    # As in the gateway: documents cached by query text, so requests share one parsed operation.
+    return (strawberry.Schema(query=Query),
+            strawberry.Schema(query=Query, execution_context_class=Executor, extensions=[QueryCache]))
 
 
 @pytest.mark.parametrize("query", QUERIES)
@@ -131,3 +134,15 @@ def test_plain_fields_take_the_short_path(schemas: Any) -> None:
     run(fast, QUERIES[0], Root())
     readers = {t.name: r for t, r in Executor._readers.items() if t.name == "Item" and t in fast._schema.type_map.values()}
     assert readers and all(readers["Item"][f] is not None for f in ("name", "count", "color", "at", "tags", "sparse"))
+
+
+def test_collections_shared_between_requests_still_follow_the_variables(schemas: Any) -> None:
+    """Sub-field collection is reused for a document only where no directive makes it depend on variables."""
+    standard, fast = schemas
+    nested = "query($skip: Boolean!) { holder { items { name @skip(if: $skip) tags } item { count } } }"
+    for skip in (True, False, True, False):
+        for query in (nested, QUERIES[2], QUERIES[1]):
+            expected = run(standard, query, Root(), skip)
+            assert run(fast, query, Root(), skip) == expected
+    assert run(fast, nested, Root(), False)["data"]["holder"]["items"][0]["name"] == "a"
+    assert "name" not in run(fast, nested, Root(), True)["data"]["holder"]["items"][0]
