@@ -50,14 +50,15 @@ def cache_key(source: str, entity: str, key: str) -> str:
 class Sizer:
     """Approximate bytes of a cached record, cheaply.
 
-    Pickling every record cost ~5% of a cold view's CPU (py-spy), so each (source, entity) is
-    pickled for its first 4 records and then one in 16, and the rest take the running mean.
+    Pickling every record cost ~5% of a cold view's CPU (py-spy), and one in 16 still ~2.6%, so each
+    (source, entity) is pickled for its first 4 records and then one in 64, and the rest take the
+    running mean.
     Records in memory weigh 2 to 4 times their pickle (tracemalloc over the demo's entities), so
     the estimate is 2.5 times it.
     """
 
     FACTOR = 2.5
-    SAMPLE_EVERY = 16
+    SAMPLE_EVERY = 64
 
     def __init__(self) -> None:
         self.stats: dict[str, list[float]] = {}  # prefix -> [records seen, mean pickled size]
