@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -44,12 +45,28 @@ class Item:
     scores: list[int] | None
 
 
+@dataclass
+class TagRecord:
+    label: str
+
+
+@strawberry.type
+class Tag:
+    label: str
+
+    @classmethod
+    def is_type_of(cls, obj: Any, _info: Any) -> bool:  # as schema.types.Backed does
+        return isinstance(obj, (TagRecord, cls))
+
+
 @strawberry.type
 class Holder:
     item: Item | None
     strict: Item
     items: list[Item | None]
     boom: str | None
+    strict_items: list[Item] = strawberry.field(default_factory=list)
+    tags: list[Tag] | None = None
 
 
 def item(**changes: Any) -> Any:
@@ -61,7 +78,9 @@ def item(**changes: Any) -> Any:
 
 @dataclass
 class Root:
-    holder: Any = field(default_factory=lambda: Holder(item=item(), strict=item(), items=[item(), None], boom=None))
+    holder: Any = field(default_factory=lambda: Holder(item=item(), strict=item(), items=[item(), None], boom=None,
+                                                       strict_items=[item(), item(name="b")],
+                                                       tags=[TagRecord("x"), TagRecord("y")]))
 
 
 @strawberry.type
@@ -73,7 +92,8 @@ class Query:
 
 FIELDS = "name note count ratio flag ident color maybeColor at on tags sparse scores"
 QUERIES = [
-    f"{{ holder {{ item {{ {FIELDS} }} strict {{ {FIELDS} }} items {{ {FIELDS} }} }} }}",
+    f"{{ holder {{ item {{ {FIELDS} }} strict {{ {FIELDS} }} items {{ {FIELDS} }} strictItems {{ {FIELDS} }} }} }}",
+    "{ holder { strictItems { __typename name k: count } tags { label __typename } } }",
     "{ holder { item { a: name b: name name __typename ...F } } } fragment F on Item { count tags }",
     "query($skip: Boolean!) { holder { item { name @skip(if: $skip) count @include(if: $skip) } } }",
 ]
@@ -113,7 +133,7 @@ def test_same_answers_for_good_records(schemas: Any, query: str) -> None:
 def test_same_errors_and_nulls_for_bad_records(schemas: Any, case: str) -> None:
     standard, fast = schemas
     root = Root(Holder(item=item(**BAD[case]), strict=item(**BAD[case]), items=[item(**BAD[case]), item()],
-                       boom=None))
+                       boom=None, strict_items=[item(), item(**BAD[case])]))
     query = QUERIES[0]
     expected = run(standard, query, root)
     assert expected["errors"], case  # the bad value is reported...
@@ -146,3 +166,19 @@ def test_collections_shared_between_requests_still_follow_the_variables(schemas:
             assert run(fast, query, Root(), skip) == expected
     assert run(fast, nested, Root(), False)["data"]["holder"]["items"][0]["name"] == "a"
     assert "name" not in run(fast, nested, Root(), True)["data"]["holder"]["items"][0]
+
+
+@pytest.mark.parametrize("tags,strict_items", [
+    ([TagRecord("x"), SimpleNamespace(label="z")], None),  # a record of the wrong type: is_type_of says no
+    ([TagRecord("x"), None], None),  # null in a list of non-null objects
+    (None, [item(), None]),
+])
+def test_lists_of_objects_with_a_bad_item_answer_as_the_standard_path(schemas: Any, tags: Any, strict_items: Any) -> None:
+    standard, fast = schemas
+    holder = Root().holder
+    holder.tags = tags if tags is not None else holder.tags
+    holder.strict_items = strict_items if strict_items is not None else holder.strict_items
+    query = "{ holder { tags { label } strictItems { name } item { name } } }"
+    expected = run(standard, query, Root(holder))
+    assert expected["errors"]
+    assert run(fast, query, Root(holder)) == expected

@@ -31,7 +31,7 @@ async def _one(c: RestConnector, email: str) -> list[Ticket] | None:
 
 async def fetch_tickets(c: RestConnector, keys: list[str]) -> dict[str, list[Ticket]]:
     # No batch endpoint: one call per requester, all at once (the connector's limit bounds them).
-    results = await asyncio.gather(*(_one(c, k) for k in keys))
+    results = [await _one(c, keys[0])] if len(keys) == 1 else await asyncio.gather(*(_one(c, k) for k in keys))
     return {k: r for k, r in zip(keys, results) if r is not None}
 
 
