@@ -10,8 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import connectors
 import config
+import connectors
 from bench.common import cpu_s
 from bench.floor import Floor
 from connectors.base import Connector

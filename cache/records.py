@@ -29,7 +29,7 @@ class RecordCache:
         self.settings = settings
         self.tiers = Tiers(settings)
         self.ttls, self.negative_ttls = ttls, negative_ttls
-        self.inflight: dict[str, asyncio.Future[Entry]] = {}
+        self.inflight: dict[str, asyncio.Future[dict[str, Entry | BaseException]]] = {}  # one per source call
 
     def ttl(self, source: str, entity: str, found: bool) -> float:
         if not found:
@@ -109,13 +109,13 @@ class RecordCache:
                     if inflight.get(prefix + k) is fut:
                         del inflight[prefix + k]
                 _settle(fut, result)
-        for leader, ks in joined.items():
+        for call, ks in joined.items():
             try:
-                got = await asyncio.shield(leader)
+                got = await asyncio.shield(call)
             except asyncio.CancelledError:
-                if not leader.cancelled():
+                if not call.cancelled():
                     raise  # we were cancelled ourselves
-                abandoned = connector.error(SOURCE_TIMEOUT, "the shared call was abandoned")
+                abandoned: BaseException = connector.error(SOURCE_TIMEOUT, "the shared call was abandoned")
                 got = dict.fromkeys(ks, abandoned)
             for k in ks:
                 out[k] = got[k]

@@ -1,5 +1,5 @@
-"""graphql-core's executor with a shortcut for plain leaf fields, and sub-field collection shared
-between requests of the same cached document.
+"""graphql-core's executor with one-step paths for plain leaf fields and for lists of leaf-only
+objects, and with sub-field collection shared between requests of the same cached document.
 
 Most of a Customer view's ~400 fields are leaves read straight off a record: an order's number, a
 ticket's status. graphql-core takes each through a Path, build_resolve_info, the resolver, the
@@ -14,10 +14,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
-from graphql import (GraphQLBoolean, GraphQLID, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLString,
-                     OperationDefinitionNode)
+from graphql import (
+    GraphQLBoolean,
+    GraphQLID,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLString,
+    OperationDefinitionNode,
+)
 from graphql.execution.executor import gather_with_cancel
 from graphql.pyutils import Path, Undefined
 from graphql.type import is_leaf_type
@@ -25,7 +32,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-SLOW = object()  # "take the standard path for this field"
+SLOW: Any = object()  # "take the standard path for this field" (Any: it stands in for any value)
 Reader = Callable[[Any], Any]
 # Leaf types whose coercion returns a value of this Python type unchanged.
 _UNCHANGED: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
@@ -113,7 +120,7 @@ def _complete_rows(item_type: GraphQLObjectType, row: Row, items: Any, item_null
             continue
         if check is not None:
             try:
-                if check(item, None) is not True:  # False, or an awaitable: the standard path decides
+                if check(item, None) is not True:  # type: ignore[arg-type]  # False or an awaitable: standard path
                     return SLOW
             except Exception:  # noqa: BLE001 - e.g. one that needs the resolve info
                 return SLOW
@@ -164,8 +171,8 @@ Row = list[tuple[str, Reader | None]]  # an object's selected fields: response n
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    _readers: dict[GraphQLObjectType, dict[str, Reader | None]] = {}  # by type object: one schema each
-    _shared: dict[Any, Any] | None | object = SLOW  # this request's operation's collections; SLOW: not looked up
+    _readers: ClassVar[dict[GraphQLObjectType, dict[str, Reader | None]]] = {}  # by type: one schema each
+    _shared: Any = SLOW  # this request's operation's collections (None: not shareable); SLOW: not looked up
     _rows: dict[int, Row | None] | None = None  # this request's leaf-only selections, by grouped field set
 
     def _static_operation(self) -> bool:
@@ -234,9 +241,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                                  for d in field_details_list):
             return super().collect_subfields(return_type, field_details_list)
         key = (return_type, *[id(d.node) for d in field_details_list])
-        collected = shared.get(key)  # type: ignore[union-attr]
+        collected = shared.get(key)
         if collected is None:
-            collected = shared[key] = super().collect_subfields(return_type, field_details_list)  # type: ignore[index]
+            collected = shared[key] = super().collect_subfields(return_type, field_details_list)
         return collected
 
     def _readers_of(self, parent_type: GraphQLObjectType) -> dict[str, Reader | None]:

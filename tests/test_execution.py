@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,9 +70,9 @@ class Holder:
 
 
 def item(**changes: Any) -> Any:
-    base = dict(name="a", note=None, count=3, ratio=0.5, flag=True, ident="7", color=Color.RED, maybe_color=None,
-                at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), on=date(2026, 1, 2), tags=["x", "y"],
-                sparse=["x", None], scores=[1, 2])
+    base = {"name": "a", "note": None, "count": 3, "ratio": 0.5, "flag": True, "ident": "7", "color": Color.RED, "maybe_color": None,
+                "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "on": date(2026, 1, 2), "tags": ["x", "y"],
+                "sparse": ["x", None], "scores": [1, 2]}
     return Item(**{**base, **changes})
 
 
@@ -98,14 +98,14 @@ QUERIES = [
     "query($skip: Boolean!) { holder { item { name @skip(if: $skip) count @include(if: $skip) } } }",
 ]
 BAD = {
-    "null in a non-null leaf": dict(name=None),
-    "null in a non-null list": dict(tags=None),
-    "null item in a list of non-null": dict(tags=["x", None]),
-    "int out of range": dict(count=2**40),
-    "float that is no number": dict(ratio=float("nan")),
-    "wrong enum value": dict(color="green"),
-    "string for a list": dict(tags="xy"),
-    "object for a scalar": dict(note=object()),
+    "null in a non-null leaf": {"name": None},
+    "null in a non-null list": {"tags": None},
+    "null item in a list of non-null": {"tags": ["x", None]},
+    "int out of range": {"count": 2**40},
+    "float that is no number": {"ratio": float("nan")},
+    "wrong enum value": {"color": "green"},
+    "string for a list": {"tags": "xy"},
+    "object for a scalar": {"note": object()},
 }
 
 
