@@ -8,13 +8,23 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from strawberry.dataloader import DataLoader
-
 from cache.records import RecordCache
 from config import GatewayConfig
 from connectors.base import Connector
 from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
+
+
+def flatten(results: list[list[Any]]) -> list[Any]:
+    """Per-source lists of per-key results (a record, a list of records, or None) as one list of records."""
+    out: list[Any] = []
+    for found in results:
+        for item in found:
+            if isinstance(item, list):
+                out.extend(item)
+            elif item is not None:
+                out.append(item)
+    return out
 
 
 @dataclass
@@ -60,13 +70,13 @@ class Context:
         self.config = sources.config
         self.no_cache = no_cache  # Cache-Control: no-cache: read live, refresh the cache
         self.deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
-        self._loaders: dict[tuple[str, str], DataLoader[str, Any]] = {}
+        self._loaders: dict[tuple[str, str], SettledLoader] = {}
         self.stale_keys: dict[tuple[str, str, str], float] = {}  # (source, entity, key) -> age served
         self.stale: list[dict[str, Any]] = []  # for the response's extensions.stale
         # Errors for fields that still returned what they could (a timeline missing one source).
         self.soft_errors: list[dict[str, Any]] = []
 
-    def loader(self, connector: Connector, entity: str) -> DataLoader[str, Any]:
+    def loader(self, connector: Connector, entity: str) -> SettledLoader:
         key = (connector.name, entity)
         loader = self._loaders.get(key)
         if loader is None:
@@ -121,8 +131,8 @@ class Context:
 
     def load_pairs(self, pairs: list[tuple[Connector, list[str]]], entity: str,
                    path: Callable[[], list[Any]]) -> list[Any] | Awaitable[list[Any]]:
-        """Every key's record (each source's keys in turn), through the loaders: a future of them, or
-        the list itself when there are no keys."""
+        """The records of every key (each source's keys in turn), lists flattened, through the loaders:
+        a future of them, or the list itself when there are no keys."""
         pairs = [(c, keys) for c, keys in pairs if keys]
         if not pairs:
             return []
@@ -134,12 +144,12 @@ class Context:
             if self.stale_keys:
                 for c, keys in pairs:
                     self.note_stale(c, entity, keys, path)
-            return values
+            return flatten([values])
 
         return chain(all_of(futures), noted)
 
     async def _naive(self, pairs: list[tuple[Connector, list[str]]], entity: str) -> list[Any]:
-        return list(await asyncio.gather(*(self._one(c, entity, k) for c, keys in pairs for k in keys)))
+        return flatten([await asyncio.gather(*(self._one(c, entity, k) for c, keys in pairs for k in keys))])
 
     async def _one(self, connector: Connector, entity: str, key: str) -> Any:
         return (await connector.fetch(entity, [key], self.deadline)).get(key)

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from connectors import normalize
 from connectors.base import SourceError
 from connectors.records import CrmRecord, Identity
-from resolvers.context import Context
+from resolvers.context import Context, flatten
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.futures import chain
 
@@ -103,17 +103,6 @@ async def find_golden_ids(info: Info, keys: list[str], system_key: str | None) -
     return full or sorted(hits, key=lambda g: (-hits[g], g))
 
 
-def _flatten(results: list[list[Any]]) -> list[Any]:
-    out: list[Any] = []
-    for found in results:
-        for item in found:
-            if isinstance(item, list):
-                out.extend(item)
-            elif item is not None:
-                out.append(item)
-    return out
-
-
 def then(result: Any, fn: Callable[[Any], Any]) -> Any:
     """`fn(result)`, or an awaitable of it when `result` is still to come."""
     if isinstance(result, asyncio.Future):
@@ -125,28 +114,22 @@ def then(result: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(result)
 
 
-def flat(values: list[Any]) -> list[Any]:
-    return _flatten([values])
-
-
 def records_now(info: Info, entity: str, customer: CustomerData) -> list[Any] | Awaitable[list[Any]]:
     """`records`: at once when every record is a fresh in-process cache hit, else a future of them."""
-    ctx: Context = info.context
-    pairs = [(c, customer.ids_in(c.config.system)) for c in ctx.providers(entity)]
-    found = ctx.cached_now(pairs, entity)
-    if found is not None:
-        return _flatten(found)
-    return then(ctx.load_pairs(pairs, entity, info.path.as_list), flat)
+    return _records_now(info, entity, [(c, customer.ids_in(c.config.system)) for c in info.context.providers(entity)])
 
 
 def related_now(info: Info, entity: str, keys: list[str]) -> list[Any] | Awaitable[list[Any]]:
-    """`related`: at once when every record is a fresh in-process cache hit, else a future of them."""
+    """`related` records (shipments of orders, agents of interactions) by their own keys, the same way."""
+    return _records_now(info, entity, [(c, keys) for c in info.context.providers(entity)])
+
+
+def _records_now(info: Info, entity: str, pairs: list[tuple[Any, list[str]]]) -> list[Any] | Awaitable[list[Any]]:
     ctx: Context = info.context
-    pairs = [(c, keys) for c in ctx.providers(entity)]
     found = ctx.cached_now(pairs, entity)
     if found is not None:
-        return _flatten(found)
-    return then(ctx.load_pairs(pairs, entity, info.path.as_list), flat)
+        return flatten(found)
+    return ctx.load_pairs(pairs, entity, info.path.as_list)
 
 
 async def records(info: Info, entity: str, customer: CustomerData) -> list[Any]:
@@ -161,8 +144,8 @@ async def records_by_source(info: Info, entity: str, customer: CustomerData) -> 
     providers = ctx.providers(entity)
     if len(providers) == 1:  # the usual case, without a gather
         c = providers[0]
-        return [(c.name, r) for r in _flatten([await ctx.load_many(c, entity, customer.ids_in(c.config.system), path)])]
+        return [(c.name, r) for r in flatten([await ctx.load_many(c, entity, customer.ids_in(c.config.system), path)])]
     found = await asyncio.gather(*(ctx.load_many(c, entity, customer.ids_in(c.config.system), path)
                                    for c in providers))
-    return [(c.name, r) for c, items in zip(providers, found) for r in _flatten([items])]
+    return [(c.name, r) for c, items in zip(providers, found) for r in flatten([items])]
 
