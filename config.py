@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from cache.settings import CacheSettings
 from connectors.base import SourceConfig
 from resolvers.rules import Insights, parse_insights
+from server.settings import ApqSettings, AuthSettings, CorsSettings, LimitSettings, OperationsSettings, RoleSettings
 
 # The innermost ${...} first, so a default may itself hold a ${VAR}.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:(?!\$\{)[^}])*))?\}")
@@ -34,6 +36,16 @@ class GatewayConfig:
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     cache: CacheSettings = field(default_factory=CacheSettings)
     insights: Insights = field(default_factory=Insights)
+    auth: AuthSettings | None = None  # None: no `auth` section, and `serve` refuses to start
+    roles: dict[str, RoleSettings] = field(default_factory=dict)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    apq: ApqSettings = field(default_factory=ApqSettings)
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
+    cors: CorsSettings = field(default_factory=CorsSettings)
+
+
+SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
+                                        "operations": OperationsSettings, "cors": CorsSettings}
 
 
 def expand(value: Any) -> Any:
@@ -90,18 +102,42 @@ def source_config(name: str, raw: dict[str, Any]) -> SourceConfig:
     return SourceConfig(name=name, **{"mapping": name, "system": name, **raw})
 
 
+def _model(cls: type[BaseModel], section: str, raw: Any) -> Any:
+    """A pydantic-checked section; the first problem in one line, naming its key path."""
+    try:
+        return cls.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join([section, *(str(p) for p in err["loc"])])
+        raise ConfigError(f"{where}: {err['msg']}") from None
+
+
+def _serving(raw: dict[str, Any]) -> dict[str, Any]:
+    """The auth, roles, limits, apq, operations and cors sections."""
+    out = {name: _model(cls, name, raw.get(name)) for name, cls in SECTIONS.items() if name in raw}
+    roles = raw.get("roles") or {}
+    if not isinstance(roles, dict):
+        raise ConfigError("roles: expected a mapping of role name to its policy")
+    out["roles"] = {str(n): _model(RoleSettings, f"roles.{n}", r) for n, r in roles.items()}
+    auth = out.get("auth")
+    if auth is not None and auth.anonymous_role and auth.anonymous_role not in out["roles"]:
+        raise ConfigError(f"auth.anonymous_role: role {auth.anonymous_role!r} is not under roles")
+    return out
+
+
 def parse(raw: dict[str, Any]) -> GatewayConfig:
     raw = expand(raw or {})
     gateway = _typed(GatewayConfig, "gateway", {k: v for k, v in (raw.get("gateway") or {}).items()})
-    if {"sources", "cache", "insights"} & set(gateway):
-        raise ConfigError("gateway: 'sources', 'cache' and 'insights' are sections of their own")
+    if {"sources", "cache", "insights", "roles", *SECTIONS} & set(gateway):
+        raise ConfigError("gateway: 'sources', 'cache', 'insights', 'roles' and "
+                          f"{', '.join(repr(s) for s in SECTIONS)} are sections of their own")
     sources = {n: source_config(n, s or {}) for n, s in (raw.get("sources") or {}).items()}
     cache = _typed(CacheSettings, "cache", raw.get("cache") or {})
     try:
         insights = parse_insights(raw.get("insights") or {})
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-    cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), insights=insights, **gateway)
+    cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), insights=insights, **_serving(raw), **gateway)
     if cfg.naive:
         cfg.cache.enabled = False
     for role in (cfg.identity, cfg.crm):
