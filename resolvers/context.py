@@ -65,8 +65,10 @@ class Sources:
 class Context:
     """Created for each GraphQL request; loaders collect keys across the whole query."""
 
-    def __init__(self, sources: Sources, no_cache: bool = False) -> None:
+    def __init__(self, sources: Sources, no_cache: bool = False, principal: Any = None) -> None:
         self.sources = sources
+        self.principal = principal  # who is asking (subject, role), or None when auth is off
+        self.masked: dict[str, str] = {}  # field coordinate -> mask, for the response's extensions.masked
         self.config = sources.config
         self.no_cache = no_cache  # Cache-Control: no-cache: read live, refresh the cache
         self.deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s

@@ -17,3 +17,14 @@ class BadUserInput(ClientError):
 
 class NotFound(ClientError):
     code = "NOT_FOUND"
+
+
+class Forbidden(ClientError):
+    """The caller's role may not read this field or run this mutation."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        if field is not None:
+            self.extensions["field"] = field

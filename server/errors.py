@@ -25,6 +25,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         code = "GRAPHQL_PARSE_FAILED"
     elif isinstance(original, (SourceError, ClientError)):
         return out  # message and extensions are made for clients
+    elif original is None and (out.get("extensions") or {}).get("code"):
+        return out  # a rule of ours that set its own code (e.g. FORBIDDEN introspection)
     elif original is None or isinstance(original, GraphQLError):  # validation, or variables that do not coerce
         code = "BAD_USER_INPUT" if error.message.startswith("Variable") else "GRAPHQL_VALIDATION_FAILED"
     else:

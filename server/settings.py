@@ -37,8 +37,8 @@ class AuthSettings(Section):
     def _usable(self) -> AuthSettings:
         if self.mode == "jwt" and not (self.hs256_secret or self.jwks_url):
             raise ValueError("mode jwt needs hs256_secret or jwks_url")
-        if self.hs256_secret and len(self.hs256_secret) < 16:
-            raise ValueError("hs256_secret must be at least 16 characters")
+        if self.hs256_secret and len(self.hs256_secret) < 32:
+            raise ValueError("hs256_secret must be at least 32 characters (RFC 7518)")
         return self
 
 

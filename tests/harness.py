@@ -5,6 +5,7 @@ Used by the tests and the benchmarks; nothing here is mocked.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -13,12 +14,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+import config as gateway_settings
+from server.auth import issue
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = {"cache-control": "no-cache"}  # read every record from its source, not the cache
@@ -126,24 +130,41 @@ def gateway_config(estate: Estate, overrides: dict[str, dict[str, Any]] | None =
     return cfg
 
 
+def tokens_for(config: dict[str, Any], ttl_s: int = 4 * 3600) -> dict[str, str]:
+    """A signed token for each role of a config dict (empty when it has no HS256 auth)."""
+    cfg = gateway_settings.parse(copy.deepcopy(config))
+    if cfg.auth is None or cfg.auth.mode == "none" or not cfg.auth.hs256_secret:
+        return {}
+    return {role: issue(cfg.auth, role, f"test-{role}", ttl_s) for role in cfg.roles}
+
+
 @dataclass
 class Gateway:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> bearer token
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def auth(self, role: str | None = "agent") -> dict[str, str]:
+        """The Authorization header of a role (none for None, or when the gateway has no auth)."""
+        return {"authorization": f"Bearer {self.tokens[role]}"} if role and role in self.tokens else {}
+
     def post(self, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None,
-             path: str = "/graphql") -> tuple[int, dict[str, str], bytes]:
+             path: str = "/graphql", role: str | None = "agent") -> tuple[int, dict[str, str], bytes]:
+        """POST as `role` (an agent unless told otherwise), unless the headers carry their own Authorization."""
         body = raw if raw is not None else json.dumps(payload).encode()
-        return http("POST", self.url + path, body, {"content-type": "application/json", **(headers or {})})
+        headers = headers or {}
+        if not any(k.lower() == "authorization" for k in headers):
+            headers = {**self.auth(role), **headers}
+        return http("POST", self.url + path, body, {"content-type": "application/json", **headers})
 
     def gql(self, query: str, variables: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> dict[str, Any]:
-        status, _, body = self.post({"query": query, "variables": variables or {}}, headers)
+            headers: dict[str, str] | None = None, role: str | None = "agent") -> dict[str, Any]:
+        status, _, body = self.post({"query": query, "variables": variables or {}}, headers, role=role)
         assert status == 200, (status, body[:500])
         return json.loads(body)
 
@@ -162,4 +183,4 @@ def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway", 
                             cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     _wait_http(f"http://127.0.0.1:{port}/healthz", proc, "gateway")
-    return Gateway(proc, port, log)
+    return Gateway(proc, port, log, tokens_for(config))

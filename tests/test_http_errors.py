@@ -85,7 +85,7 @@ def test_malformed_request_bodies(gateway: Gateway, body: bytes) -> None:
 
 
 def test_wrong_content_type_and_accept(gateway: Gateway) -> None:
-    status, _, _ = http("POST", gateway.url + "/graphql", b"query=x", {"content-type": "text/plain"})
+    status, _, _ = http("POST", gateway.url + "/graphql", b"query=x", {"content-type": "text/plain", **gateway.auth()})
     assert status == 415
     status, _, _ = gateway.post({"query": "{ __typename }"}, {"accept": "text/plain"})
     assert status == 406
@@ -93,9 +93,9 @@ def test_wrong_content_type_and_accept(gateway: Gateway) -> None:
 
 def test_get_runs_queries_but_not_mutations(gateway: Gateway) -> None:
     status, _, body = http("GET", gateway.url + '/graphql?query={customer(id:"C-000001"){id}}'.replace('"', "%22"),
-                           headers={"accept": OLD})
+                           headers={"accept": OLD, **gateway.auth()})
     assert status == 200 and json.loads(body) == {"data": {"customer": {"id": "C-000001"}}}
-    status, _, body = http("GET", gateway.url + "/graphql?query=mutation%7Bx%7D", headers={"accept": OLD})
+    status, _, body = http("GET", gateway.url + "/graphql?query=mutation%7Bx%7D", headers={"accept": OLD, **gateway.auth()})
     assert status == 405
 
 
