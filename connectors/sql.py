@@ -115,6 +115,21 @@ class SqlConnector(Connector):
 
         return await self.guarded(lambda: self._transaction([(prepared(q, p), p) for q, p in statements]))
 
+    async def insert_new(self, table: str, row: dict[str, Any]) -> bool:
+        """Insert `row` unless it would break one of the table's unique constraints; True if it was new.
+
+        The dialect skips the duplicate itself, so a lost race is an answer and not a failed statement
+        (which would count against the source's circuit)."""
+        columns = ", ".join(row)
+        values = ", ".join(f":{c}" for c in row)
+        dialect = self.engine.dialect.name
+        if dialect in ("mysql", "mariadb"):
+            sql = f"INSERT IGNORE INTO {table} ({columns}) VALUES ({values})"
+        else:  # SQLite 3.24+ and PostgreSQL 9.5+
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING"
+        [inserted] = await self.execute([(sql, row)])
+        return inserted == 1
+
     async def _transaction(self, statements: list[tuple[Any, dict[str, Any]]]) -> list[int]:
         try:
             async with self.engine.begin() as conn:

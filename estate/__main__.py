@@ -15,7 +15,7 @@ from aiohttp import web
 
 from estate.generate import HTTP_SYSTEMS, PORT_OFFSETS, SQL_SYSTEMS, Estate, generate
 from estate.servers import APPS
-from estate.sqlsystems import load, sqlite_dsn
+from estate.sqlsystems import SCHEMA, load, sqlite_dsn
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,8 @@ async def write_data(est: Estate, folder: Path) -> None:
     """SQLite files for the SQL systems plus the ground truth; skipped when already current."""
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()) == est.manifest():
+    wanted = {**est.manifest(), "schema": SCHEMA}
+    if manifest.exists() and json.loads(manifest.read_text()) == wanted:
         return
     manifest.unlink(missing_ok=True)
     for system in SQL_SYSTEMS:
@@ -41,7 +42,7 @@ async def write_data(est: Estate, folder: Path) -> None:
     with (folder / "truth.jsonl").open("w") as out:
         for gid, ids in truth.items():
             out.write(json.dumps({"golden_id": gid, "records": ids}) + "\n")
-    manifest.write_text(json.dumps(est.manifest()))
+    manifest.write_text(json.dumps(wanted))
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -10,10 +10,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, Float, Index, Integer, MetaData, SmallInteger, String, Table, insert
+from sqlalchemy import (Column, Date, DateTime, Float, Index, Integer, MetaData, SmallInteger, String, Table,
+                        UniqueConstraint, insert)
+from sqlalchemy.dialects.mysql import VARCHAR
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from estate.generate import Estate
+
+SCHEMA = 2  # bumped when a table changes, so that `serve` rebuilds SQLite files written by an older one
 
 crm_meta = MetaData()
 Table(
@@ -32,8 +36,13 @@ Table(
     "xref", crosswalk_meta,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("golden_id", String(10), nullable=False), Column("system", String(16), nullable=False),
-    Column("system_key", String(96), nullable=False),
+    # System ids are exact (case too): MariaDB's default collation would fold case, in lookups and in the
+    # unique link below.
+    Column("system_key", String(96).with_variant(VARCHAR(96, collation="utf8mb4_bin"), "mysql", "mariadb"),
+           nullable=False),
     Index("ix_xref_golden", "golden_id"), Index("ix_xref_system_key", "system_key"),
+    # One link per record: concurrent first contacts may all try to add it, exactly one row results.
+    UniqueConstraint("golden_id", "system", "system_key", name="uq_xref_link"),
 )
 Table(
     "match_keys", crosswalk_meta,

@@ -51,9 +51,9 @@ async def link(c: SqlConnector, payload: dict[str, Any]) -> bool:
                           [payload["golden_id"]], s=payload["system"], k=payload["id"])
     if exists:
         return False
-    await c.execute([("INSERT INTO xref (golden_id, system, system_key) VALUES (:g, :s, :k)",
-                      {"g": payload["golden_id"], "s": payload["system"], "k": payload["id"]})])
-    return True
+    # Concurrent first contacts all get past the check above; the table's unique link lets one row in.
+    return await c.insert_new("xref", {"golden_id": payload["golden_id"], "system": payload["system"],
+                                       "system_key": payload["id"]})
 
 
 ACTIONS = {"link": link}
