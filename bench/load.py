@@ -52,7 +52,8 @@ class Load:
         while time.monotonic() < until:
             started = time.monotonic()
             try:
-                async with session.post(self.gw.url + "/graphql", json=self.request(rng)) as resp:
+                async with session.post(self.gw.url + "/graphql", json=self.request(rng),
+                                        headers=self.gw.auth()) as resp:
                     body = await resp.json()
                     self.statuses[resp.status] += 1
                     for e in body.get("errors", []):

@@ -167,7 +167,8 @@ def naive(env: Env, gw: Gateway, rounds: int) -> dict[str, Any]:
                        "gateway HTTP calls"), "rows": rows, "data": data}
 
 
-async def _load(url: str, payloads: list[dict[str, Any]], clients: int, seconds: float) -> list[float]:
+async def _load(url: str, payloads: list[dict[str, Any]], clients: int, seconds: float,
+                headers: dict[str, str] | None = None) -> list[float]:
     times: list[float] = []
     until = time.monotonic() + seconds
     async with aiohttp.ClientSession() as session:
@@ -175,7 +176,7 @@ async def _load(url: str, payloads: list[dict[str, Any]], clients: int, seconds:
             rng = random.Random(i)
             while time.monotonic() < until:
                 start = time.perf_counter()
-                async with session.post(url, json=rng.choice(payloads)) as resp:
+                async with session.post(url, json=rng.choice(payloads), headers=headers) as resp:
                     await resp.read()
                     assert resp.status == 200
                 times.append((time.perf_counter() - start) * 1000)
@@ -191,9 +192,9 @@ def throughput(env: Env, seconds: float) -> dict[str, Any]:
     for workers in (1, 2):
         gw = start_gateway(gateway_config(env.est), env.work, f"throughput-{workers}", workers=workers)
         try:
-            asyncio.run(_load(gw.url + "/graphql", payloads, 8, 4))  # warm every worker's cache
+            asyncio.run(_load(gw.url + "/graphql", payloads, 8, 4, gw.auth()))  # warm every worker's cache
             cpu0 = cpu_s(gw.proc.pid)
-            times = asyncio.run(_load(gw.url + "/graphql", payloads, 8, seconds))
+            times = asyncio.run(_load(gw.url + "/graphql", payloads, 8, seconds, gw.auth()))
             cpu_ms = (cpu_s(gw.proc.pid) - cpu0) * 1000 / len(times)
         finally:
             gw.stop()
