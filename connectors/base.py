@@ -31,6 +31,30 @@ class SourceError(Exception):
         self.extensions = {"code": code, "source": source}
 
 
+class SourceRejected(Exception):
+    """A source refused a call because of the client's input (e.g. an idempotency key reused with a
+    different request): the client's mistake, so never retried and never counted against the circuit."""
+
+    def __init__(self, source: str, code: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.source, self.code, self.detail = source, code, detail
+        self.extensions = {"code": code, "source": source}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A mapping's declaration that a 4xx answer of its source means the client's input was refused."""
+
+    status: int
+    code: str  # the client's `extensions.code`
+    message: str  # what the client should do about it
+    body_contains: str = ""  # when one status has several meanings, text of the source's error picks this one
+
+    def matches(self, status: int, body: bytes) -> bool:
+        return (400 <= status < 500 and status == self.status
+                and self.body_contains.encode() in body)
+
+
 @dataclass
 class SourceConfig:
     """One entry under `sources:` in gateway.yaml."""
@@ -74,6 +98,9 @@ class Connector:
     def error(self, code: str, message: str, detail: str = "", retryable: bool = False) -> SourceError:
         return SourceError(self.name, code, f"{self.name}: {message}", detail, retryable)
 
+    def rejected(self, rejection: Rejection, detail: str = "") -> SourceRejected:
+        return SourceRejected(self.name, rejection.code, f"{self.name}: {rejection.message}", detail)
+
     async def fetch(self, entity: str, keys: list[str], deadline: float | None = None) -> dict[str, Any]:
         """Records for `keys` (missing keys absent), within the source's timeout and the request's
         deadline (a loop time), through the circuit breaker."""
@@ -111,6 +138,9 @@ class Connector:
             except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
                 # The source answered, but not in the shape its mapping expects.
                 raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
+        except SourceRejected:
+            circuit.release()  # the source answered; the client's input was wrong: no verdict on the source
+            raise
         except SourceError as exc:
             self.failures += 1
             if exc.code == SOURCE_UNAVAILABLE and exc.detail == OVERLOADED:

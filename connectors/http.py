@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import orjson
 
-from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, SourceConfig
+from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, Rejection, SourceConfig
 
 _RETRYABLE = (502, 503, 504)
 
@@ -31,19 +32,24 @@ class HttpConnector(Connector):
         self.base = config.url.rstrip("/")
 
     async def request(self, method: str, path: str, *, missing_ok: bool = False,
-                      headers: dict[str, str] | None = None, **kw: Any) -> bytes | None:
-        """The body of a 2xx answer; None for a 404 when `missing_ok`; a SourceError otherwise."""
+                      headers: dict[str, str] | None = None, rejects: Sequence[Rejection] = (),
+                      **kw: Any) -> bytes | None:
+        """The body of a 2xx answer; None for a 404 when `missing_ok`; a SourceRejected for a 4xx answer
+        one of `rejects` declares the client's mistake; a SourceError otherwise."""
         headers = {**self.config.headers, **headers} if headers else self.config.headers
-        return await self.guarded(lambda: self._once(method, path, missing_ok, headers, kw))
+        return await self.guarded(lambda: self._once(method, path, missing_ok, headers, rejects, kw))
 
     async def _once(self, method: str, path: str, missing_ok: bool, headers: dict[str, str],
-                    kw: dict[str, Any]) -> bytes | None:
+                    rejects: Sequence[Rejection], kw: dict[str, Any]) -> bytes | None:
         try:
             async with self.session.request(method, self.base + path, headers=headers, **kw) as resp:
                 if resp.status == 404 and missing_ok:
                     return None
                 body = await self._read_capped(resp)
                 if resp.status >= 400:
+                    for rejection in rejects:
+                        if rejection.matches(resp.status, body):
+                            raise self.rejected(rejection, body[:200].decode(errors="replace"))
                     code = SOURCE_UNAVAILABLE if resp.status >= 500 or resp.status in (408, 429) \
                         else SOURCE_BAD_RESPONSE
                     raise self.error(code, f"answered HTTP {resp.status}", body[:200].decode(errors="replace"),

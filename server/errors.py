@@ -7,7 +7,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from connectors.base import SourceError
+from connectors.base import SourceError, SourceRejected
 from resolvers.errors import ClientError
 
 log = logging.getLogger("customer_graph")
@@ -23,7 +23,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     out = error.formatted
     if isinstance(error, GraphQLSyntaxError):
         code = "GRAPHQL_PARSE_FAILED"
-    elif isinstance(original, (SourceError, ClientError)):
+    elif isinstance(original, (SourceError, SourceRejected, ClientError)):
         return out  # message and extensions are made for clients
     elif original is None and (out.get("extensions") or {}).get("code"):
         return out  # a rule of ours that set its own code (e.g. FORBIDDEN introspection)
@@ -41,6 +41,9 @@ def log_errors(errors: list[GraphQLError]) -> None:
         original = error.original_error
         if isinstance(original, SourceError):
             log.warning("source %s failed (%s) at %s: %s", original.source, original.code, error.path, original.detail)
+        elif isinstance(original, SourceRejected):
+            log.info("source %s rejected the input (%s) at %s: %s", original.source, original.code, error.path,
+                     original.detail)
         elif original is None or isinstance(original, (ClientError, GraphQLError)):
             log.info("client error: %s", error.message)
         else:

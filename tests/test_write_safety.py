@@ -115,3 +115,30 @@ def test_concurrent_first_contact_links_the_customer_once(engine: str, est: Esta
             assert on_timeline == [interaction]
         finally:
             g.stop()
+
+
+def circuits(gw: Gateway) -> dict[str, str]:
+    return {n: s["circuit"] for n, s in json.loads(http("GET", gw.url + "/readyz")[2])["sources"].items()}
+
+
+def test_reused_idempotency_key_is_the_clients_error_and_opens_no_circuit(gw: Gateway, est: Estate,
+                                                                          t: Truth) -> None:
+    gid = next(g for g in sorted(t.ids) if t.ids[g]["contact"])
+    k = key()
+    first = gw.gql(RECORD, {"input": {"customerId": gid, "channel": "CHAT", "summary": "Original", "idempotencyKey": k}})
+    assert "errors" not in first, first
+    for n in range(8):  # more than the circuit's five failures in a row
+        reused = gw.gql(RECORD, {"input": {"customerId": gid, "channel": "CHAT", "summary": f"Different {n}",
+                                           "idempotencyKey": k}})
+        assert reused["data"] == {"recordInteraction": None}
+        [error] = reused["errors"]
+        assert error["extensions"] == {"code": "IDEMPOTENCY_KEY_REUSED", "source": "contact"}, error
+        assert "idempotencyKey" in error["message"] and "new key" in error["message"], error["message"]
+        assert "http" not in error["message"].lower(), error["message"]  # no source URL or status leaks
+    assert circuits(gw)["contact"] == "closed"
+    status = json.loads(http("GET", gw.url + "/readyz")[2])["sources"]["contact"]
+    assert status["failures"] == 0
+    other = next(g for g in sorted(t.ids)[50:] if t.ids[g]["contact"])
+    fine = gw.gql(RECORD, {"input": {"customerId": other, "channel": "EMAIL", "summary": "Still works",
+                                     "idempotencyKey": key()}})
+    assert "errors" not in fine and fine["data"]["recordInteraction"]["id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from connectors.base import Rejection
 from connectors.records import Channel, Interaction, Outcome
 from connectors.rest import RestConnector
 
@@ -27,13 +28,22 @@ async def fetch_interactions(c: RestConnector, keys: list[str]) -> dict[str, lis
 
 ENTITIES = {"interactions": fetch_interactions}
 
+# The contact center's 422s are the caller's input refused, not the contact center failing.
+CREATE_REJECTIONS = (
+    Rejection(422, "IDEMPOTENCY_KEY_REUSED",
+              "this idempotencyKey was already used for a different interaction; to retry, send exactly the "
+              "same input again, or use a new key for a new interaction",
+              body_contains="Idempotency-Key reused"),
+    Rejection(422, "BAD_USER_INPUT", "the contact center refused the channel or summary"),
+)
+
 
 async def create_interaction(c: RestConnector, payload: dict[str, Any]) -> Interaction:
     """Record a contact; the Idempotency-Key makes a retried call return the first one's interaction."""
     body = {"phoneNumber": payload["phone"], "mediaType": payload["channel"].value, "summary": payload["summary"],
             "agentId": payload.get("agent_id")}
     answer = await c.json("POST", "/v1/interactions", json=body,
-                          headers={"Idempotency-Key": payload["idempotency_key"]})
+                          headers={"Idempotency-Key": payload["idempotency_key"]}, rejects=CREATE_REJECTIONS)
     return interaction(answer["interaction"], payload["phone"])
 
 
