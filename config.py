@@ -147,4 +147,8 @@ def parse(raw: dict[str, Any]) -> GatewayConfig:
 
 
 def load(path: str | Path) -> GatewayConfig:
-    return parse(yaml.safe_load(Path(path).read_text()))
+    cfg = parse(yaml.safe_load(Path(path).read_text()))
+    folder = cfg.operations.folder
+    if folder and not Path(folder).is_absolute():  # relative to the config file, not to the working directory
+        cfg.operations.folder = str(Path(path).resolve().parent / folder)
+    return cfg

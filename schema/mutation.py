@@ -6,6 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers import mutations
+from resolvers.audit import audited
 from schema.customer import Customer
 from schema.enums import Channel
 from schema.types import Interaction
@@ -40,12 +41,15 @@ class UpdatePreferencesInput:
 class Mutation:
     @strawberry.mutation(description="Record a contact in the contact center; it shows on the timeline at once.")
     async def record_interaction(self, info: Info, input: RecordInteractionInput) -> Interaction | None:
-        return await mutations.record_interaction(  # type: ignore[return-value]
-            info, str(input.customer_id), input.channel, input.summary, input.agent_id, input.idempotency_key)
+        async with audited(info, "recordInteraction", str(input.customer_id), input.idempotency_key):
+            return await mutations.record_interaction(  # type: ignore[return-value]
+                info, str(input.customer_id), input.channel, input.summary, input.agent_id, input.idempotency_key)
 
     @strawberry.mutation(description="Change contact preferences in the CRM (every CRM record of the person).")
     async def update_preferences(self, info: Info, input: UpdatePreferencesInput) -> Customer | None:
         consent = input.consent or ConsentInput()
         change = mutations.PreferenceChange(input.preferred_channel, input.language, consent.email, consent.sms,
                                             consent.phone)
-        return await mutations.update_preferences(info, str(input.customer_id), change)  # type: ignore[return-value]
+        async with audited(info, "updatePreferences", str(input.customer_id)):
+            customer = await mutations.update_preferences(info, str(input.customer_id), change)
+        return customer  # type: ignore[return-value]
