@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cache.tiers import cache_key
@@ -9,25 +10,54 @@ from connectors.records import Order
 from resolvers.context import Sources
 
 
+USAGE = 'give {"source": name}, {"source": name, "key": id} or {"customer": golden id}'
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one invalidation request drops: a customer, one key of a source, or a whole source."""
+
+    customer: str = ""
+    source: str = ""
+    key: str = ""
+
+
+def parse_target(request: dict[str, Any]) -> Target:
+    """The request's target; ValueError saying what is wrong with it (an admin reads it, as a 400)."""
+    unknown = sorted(set(request) - {"customer", "source", "key"})
+    if unknown:
+        raise ValueError(f"unknown field {', '.join(map(repr, unknown))}: {USAGE}")
+    for name, value in request.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, not {type(value).__name__} {value!r:.60}")
+    if "customer" in request:
+        if len(request) > 1:
+            raise ValueError(f"customer goes alone: {USAGE}")
+        return Target(customer=request["customer"])
+    if "source" not in request:
+        raise ValueError(USAGE)
+    return Target(source=request["source"], key=request.get("key", ""))
+
+
 async def invalidate(sources: Sources, request: dict[str, Any]) -> dict[str, Any]:
     """`{"source"}`, `{"source", "key"}` or `{"customer"}`; returns what was dropped. ValueError on bad input."""
     cache = sources.cache
     if cache is None:
         raise ValueError("the cache is disabled")
-    if "customer" in request:
-        keys = await customer_keys(sources, str(request["customer"]))
+    target = parse_target(request)
+    if target.customer:
+        keys = await customer_keys(sources, target.customer)
         await cache.tiers.invalidate(keys=keys)
-        return {"customer": request["customer"], "keys": len(keys)}
-    source = request.get("source")
-    if source not in sources.connectors:
-        raise ValueError(f"unknown source {source!r}; give source, source and key, or customer")
-    connector = sources.connectors[source]
-    if "key" in request:
-        keys = [cache_key(source, entity, str(request["key"])) for entity in connector.entities]
+        return {"customer": target.customer, "keys": len(keys)}
+    if target.source not in sources.connectors:
+        raise ValueError(f"unknown source {target.source!r}; known: {', '.join(sorted(sources.connectors))}")
+    connector = sources.connectors[target.source]
+    if target.key:
+        keys = [cache_key(target.source, entity, target.key) for entity in connector.entities]
         await cache.tiers.invalidate(keys=keys)
-        return {"source": source, "key": request["key"], "keys": len(keys)}
-    await cache.tiers.invalidate(sources=[source])
-    return {"source": source, "keys": "all"}
+        return {"source": target.source, "key": target.key, "keys": len(keys)}
+    await cache.tiers.invalidate(sources=[target.source])
+    return {"source": target.source, "keys": "all"}
 
 
 async def customer_keys(sources: Sources, golden_id: str) -> list[str]:

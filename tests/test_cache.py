@@ -164,6 +164,21 @@ def test_invalidation_is_protected(gw: Gateway, gateway: Gateway) -> None:
     assert invalidate(gateway, {"source": "billing"})[0] == 403  # no admin token configured there
 
 
+@pytest.mark.parametrize("body", [
+    b'{"source": ["crm"]}', b'{"source": {"crm": 1}}', b'{"source": 7}', b'{"source": ""}',
+    b'{"source": "billing", "key": ["A-1"]}', b'{"source": "billing", "key": 5}', b'{"key": "A-1"}',
+    b'{"customer": ["C-000001"]}', b'{"customer": 42}', b'{"customer": "C-000001", "source": "billing"}',
+    b'{"sources": ["billing"]}', b'{}', b'["billing"]', b'null', b'{"source": "billing"', b'\xff\xfe',
+])
+def test_invalidation_answers_a_bad_body_with_400_and_a_reason(gw: Gateway, body: bytes) -> None:
+    status, headers, raw = http("POST", gw.url + "/cache/invalidate", body,
+                                {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"})
+    assert status == 400, (status, raw[:300])
+    assert headers["content-type"].startswith("application/json")
+    reason = json.loads(raw)["error"]
+    assert isinstance(reason, str) and reason and "Traceback" not in reason
+
+
 def test_negative_results_are_cached_briefly(gw: Gateway) -> None:
     query = '{ findCustomers(email: "nobody-%s@nowhere.example") { id } }' % uuid.uuid4().hex
 
