@@ -50,10 +50,15 @@ async def audited(info: Any, mutation: str, customer_id: str,
         outcome = "CANCELLED" if isinstance(exc, asyncio.CancelledError) else _code(exc)  # e.g. the deadline
         raise
     finally:
-        principal = getattr(getattr(info, "context", None), "principal", None)
-        operation = getattr(info, "operation", None)
-        name = getattr(getattr(operation, "name", None), "value", None)
-        _emit({"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-               "subject": getattr(principal, "subject", None), "role": getattr(principal, "role", None),
-               "mutation": mutation, "operationName": name, "customerId": customer_id,
-               "idempotencyKey": idempotency_key, "outcome": outcome})
+        record(info, mutation, customer_id, idempotency_key, outcome)
+
+
+def record(info: Any, mutation: str, customer_id: str | None, idempotency_key: str | None, outcome: str) -> None:
+    """The audit line of one mutation (also of one refused before it ran, e.g. FORBIDDEN for the role)."""
+    principal = getattr(getattr(info, "context", None), "principal", None)
+    operation = getattr(info, "operation", None)
+    name = getattr(getattr(operation, "name", None), "value", None)
+    _emit({"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+           "subject": getattr(principal, "subject", None), "role": getattr(principal, "role", None),
+           "mutation": mutation, "operationName": name, "customerId": customer_id,
+           "idempotencyKey": idempotency_key, "outcome": outcome})

@@ -30,6 +30,7 @@ from graphql import (
 from graphql.language import FieldNode
 from strawberry.extensions import AddValidationRules
 
+from resolvers import audit
 from resolvers.errors import Forbidden
 from server.settings import RoleSettings
 
@@ -91,7 +92,10 @@ def _forbidden(coordinate: str, role: str, what: str) -> Callable[..., Any]:
     message = f"{coordinate} is not available to role {role!r}" if what == "field" else \
         f"mutation {coordinate} is not allowed for role {role!r}"
 
-    def resolve(_source: Any, _info: Any, **_args: Any) -> Any:
+    def resolve(_source: Any, info: Any, **args: Any) -> Any:
+        if what == "mutation":  # refused writes are audited too
+            given = args.get("input") if isinstance(args.get("input"), dict) else {}
+            audit.record(info, coordinate, given.get("customerId"), given.get("idempotencyKey"), Forbidden.code)
         raise Forbidden(message, coordinate)
 
     return resolve

@@ -111,6 +111,10 @@ def test_pos_may_not_run_mutations(gateway: Gateway, estate: Estate) -> None:
     assert _codes(answer) == ["FORBIDDEN"] and "recordInteraction" in answer["errors"][0]["message"]
     after = estate.stats("contact")
     assert after["requests"] == before["requests"]  # nothing reached the contact center
+    audit = [json.loads(line.split("customer_graph.audit: ", 1)[1]) for line in gateway.log.read_text().splitlines()
+             if "customer_graph.audit" in line and "pos-forbidden-1" in line]
+    assert [(a["role"], a["mutation"], a["customerId"], a["outcome"]) for a in audit] == \
+        [("pos", "recordInteraction", "C-000001", "FORBIDDEN")]
 
 
 @pytest.fixture(scope="module")
