@@ -1,7 +1,8 @@
 """`python -m bench`: how close the gateway is to the physical limit, in one command.
 
 Starts its own estate and gateways on free loopback ports, prints seven tables and saves them as
-JSON (bench/results/latest.json), and a breakdown of where a view's CPU goes. Nothing here is a test; figures vary run to run on a noisy machine.
+JSON (bench/results/latest.json), and a breakdown of where a view's CPU goes; then what auth, policy and
+limits cost and what attacks cost before they are refused (bench/security.py). Nothing here is a test; figures vary run to run on a noisy machine.
 
   python -m bench [--quick] [--big 100000] [--rounds 40] [--seconds 10]
 """
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import breakdown, suite
+from bench import breakdown, security, suite
 from tests.harness import gateway_config, start_gateway
 
 OUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -50,7 +51,8 @@ def main() -> None:
                      lambda: [breakdown.breakdown(env.est, gw, env.everywhere(10), args.rounds * 5)],
                      lambda: [suite.naive(env, gw, max(3, args.rounds // 8))],
                      lambda: [suite.throughput(env, args.seconds)],
-                     lambda: suite.scale_and_memory(env, gw, args.big, args.rounds)]
+                     lambda: suite.scale_and_memory(env, gw, args.big, args.rounds),
+                     lambda: security.run(env, args.quick)]
             for step in steps:
                 for t in step():
                     print(suite.table(t["title"], t["header"], t["rows"]), flush=True)
