@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 import strawberry
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from resolvers.context import Context, Sources
 from server.errors import format_error, is_request_error
+from server.limits import Disconnected, PayloadTooLarge, guarded, limits_for, read_body
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -35,14 +38,40 @@ query PointOfSale {
 """
 
 
+@lru_cache(maxsize=128)  # per distinct header string: clients send a handful; bounded against the rest
+def _accepted(accept: str) -> str | None:
+    """RFC 9110 content negotiation between our two types: the highest q wins, q=0 is "not acceptable",
+    the most specific range sets a type's q, and a tie between the two named outright goes to
+    graphql-response+json."""
+    best: dict[str, tuple[int, float]] = {}  # type -> (specificity of the range that set it, q)
+    for part in accept.split(","):
+        fields = part.split(";")
+        rng = fields[0].strip().lower()
+        q = 1.0
+        for param in fields[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value.strip()), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        for media in (GRAPHQL_RESPONSE, JSON):
+            specificity = 3 if rng == media else 2 if rng == "application/*" else 1 if rng == "*/*" else 0
+            if specificity and specificity >= best.get(media, (0, 0.0))[0]:
+                best[media] = (specificity, q)
+    # At equal q a type named outright beats one a wildcard covers; a wildcard alone (curl's */*) keeps
+    # the legacy application/json, as before.
+    ranked = sorted(((q, spec, (media == GRAPHQL_RESPONSE) == (spec == 3), media)
+                     for media, (spec, q) in best.items() if q > 0), reverse=True)
+    return ranked[0][3] if ranked else None
+
+
 def _media_type(request: Request) -> str | None:
     """The response type the client accepts; None when it accepts neither JSON type."""
     accept = request.headers.get("accept", "")
-    if not accept or GRAPHQL_RESPONSE in accept:
-        return GRAPHQL_RESPONSE if accept else JSON
-    if JSON in accept or "*/*" in accept or "application/*" in accept:
-        return JSON
-    return None
+    if not accept:
+        return JSON  # legacy clients send no Accept: the spec's advice is application/json
+    return _accepted(accept)
 
 
 def _reply(payload: dict[str, Any], status: int, media: str) -> Response:
@@ -51,6 +80,21 @@ def _reply(payload: dict[str, Any], status: int, media: str) -> Response:
 
 def _bad_request(message: str, media: str, status: int = 400) -> Response:
     return _reply({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}, status, media)
+
+
+def _too_large(cap: int, media: str, status: int = 413) -> Response:
+    return _reply({"errors": [{"message": f"the request is larger than {cap} bytes",
+                               "extensions": {"code": "PAYLOAD_TOO_LARGE",
+                                              "limit": {"name": "max_body_bytes", "value": cap}}}]}, status, media)
+
+
+def _too_slow(deadline_s: float, media: str) -> Response:
+    """The deadline passed and the work was cancelled: 504 with graphql-response+json, 200 with the
+    legacy type (which answers 200 to every well-formed request); no partial data either way."""
+    return _reply({"errors": [{"message": f"the request did not finish within {deadline_s:g} s; its work was cancelled",
+                               "extensions": {"code": "DEADLINE_EXCEEDED",
+                                              "limit": {"name": "request_deadline_s", "value": deadline_s}}}]},
+                  504 if media == GRAPHQL_RESPONSE else 200, media)
 
 
 def _params(raw: Any) -> tuple[str, dict[str, Any] | None, str | None] | str:
@@ -79,13 +123,25 @@ class GraphQLEndpoint:
         query, variables, op = params
         no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
         context = Context(self.sources, no_cache=no_cache)
+        limits = limits_for(self.sources.config)
+        work = self.schema.execute(query, variable_values=variables, operation_name=op,
+                                   context_value=context, allowed_operation_types=allowed)
         try:
-            result = await self.schema.execute(query, variable_values=variables, operation_name=op,
-                                               context_value=context, allowed_operation_types=allowed)
-        except InvalidOperationTypeError:
+            if limits.enabled:  # cancelled when the client goes away or the deadline passes (server/limits.py)
+                deadline = request.scope.get("cg.deadline") or asyncio.get_running_loop().time() + limits.deadline_s
+                result = await guarded(request.receive, work, deadline)
+            else:
+                result = await work
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                return _bad_request("subscriptions are not supported over HTTP GET or POST on this endpoint", media)
             return _bad_request("GET serves queries only; send mutations with POST", media, 405)
         except CannotGetOperationTypeError as exc:
             return _bad_request(exc.as_http_error_reason(), media)
+        except TimeoutError:
+            return _too_slow(limits.deadline_s, media)
+        except Disconnected:
+            return Response(status_code=499)  # nobody reads it: the client has gone, its work is cancelled
         payload: dict[str, Any] = {}
         errors = result.errors or []
         request_error = result.data is None and errors and all(is_request_error(e) for e in errors)
@@ -106,8 +162,21 @@ class GraphQLEndpoint:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != JSON:
             return _bad_request("Content-Type must be application/json", media, 415)
+        limits = limits_for(self.sources.config)
         try:
-            raw = orjson.loads(await request.body())
+            if limits.enabled:  # refused while reading, never buffered whole (server/limits.py)
+                deadline = request.scope["cg.deadline"] = asyncio.get_running_loop().time() + limits.deadline_s
+                async with asyncio.timeout_at(deadline):
+                    body = await read_body(request, limits.max_body_bytes)
+            else:
+                body = await request.body()
+            raw = orjson.loads(body)
+        except PayloadTooLarge:
+            return _too_large(limits.max_body_bytes, media)
+        except ClientDisconnect:
+            return Response(status_code=499)  # gone before its body was read
+        except TimeoutError:
+            return _too_slow(limits.deadline_s, media)
         except orjson.JSONDecodeError:
             return _bad_request("the request body is not valid JSON", media)
         params = _params(raw)
@@ -121,6 +190,9 @@ class GraphQLEndpoint:
         media = _media_type(request)
         if media is None:
             return _bad_request(f"Accept must allow {GRAPHQL_RESPONSE} or {JSON}", JSON, 406)
+        limits = limits_for(self.sources.config)
+        if limits.enabled and len(request.scope.get("query_string", b"")) > limits.max_body_bytes:
+            return _too_large(limits.max_body_bytes, media, 414)  # the same cap as a body, on the URI
         raw: dict[str, Any] = dict(request.query_params)
         if "variables" in raw:
             try:

@@ -3,6 +3,10 @@
 strawberry's ParserCache and ValidationCache do this job, but ValidationCache keys its LRU on the
 parsed document, and hashing a DocumentNode walks the whole AST: 70 us per request for the full
 Customer view, every time (measured). Keying both caches on the query text costs one string hash.
+
+The operation limits (server/limits.py) hang off the same two steps: parsing stops at `max_tokens`
+(ours and strawberry's fallback parse, through `parse_options`), and a valid document's shape is
+checked against the limits before anything executes, computed once per query text.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import GraphQLError, parse
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+
+from resolvers.errors import ClientError
+from server.limits import Limits, limits_for
 
 MAXSIZE = 256  # bounded: a public endpoint must not let unique query texts grow memory
 _documents: OrderedDict[str, Any] = OrderedDict()
@@ -26,29 +33,58 @@ def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         cache.popitem(last=False)
 
 
+class OperationNameRequired(ClientError):
+    code = "BAD_REQUEST"
+
+
+def _limits(ctx: Any) -> Limits | None:
+    config = getattr(ctx.context, "config", None)
+    if config is None:
+        return None
+    limits = limits_for(config)
+    return limits if limits.enabled else None
+
+
 class QueryCache(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
         query = ctx.query or ""
         document = _documents.get(query)
         if document is None:
+            limits = _limits(ctx)
+            if limits is not None:
+                ctx.parse_options["max_tokens"] = limits.max_tokens  # strawberry's own parse below too
             try:
                 document = parse(query, **ctx.parse_options)
-            except GraphQLError:
+            except GraphQLError as exc:
+                if limits is not None and "tokens" in exc.message and "Parsing aborted" in exc.message:
+                    raise limits.too_many_tokens() from None
                 yield  # leave it to strawberry, which parses again and reports the error its own way
                 return
             _remember(_documents, query, document)
         else:
             _documents.move_to_end(query)
+        # GraphQL spec, GetOperation(): a document of several operations needs an operationName.
+        # (strawberry would run the first one.) Its private name: the property falls back to the first.
+        if getattr(ctx, "_provided_operation_name", None) is None and len(document.definitions) > 1 and \
+                sum(isinstance(d, OperationDefinitionNode) for d in document.definitions) > 1:
+            raise GraphQLError("the document holds several operations: operationName is required",
+                               original_error=OperationNameRequired("operationName is required"))
         ctx.graphql_document = document
         yield
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
-        key = (id(ctx.schema), ctx.query or "")
+        query = ctx.query or ""
+        key = (id(ctx.schema), query)
         errors = _errors.get(key)
         if errors is None:
             errors = validate_document(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
             _remember(_errors, key, errors)
+        if not errors:
+            limits = _limits(ctx)
+            if limits is not None:
+                errors = limits.check(ctx.schema._schema, ctx.graphql_document, query,
+                                      getattr(ctx, "_provided_operation_name", None), ctx.variables)
         ctx.pre_execution_errors = errors
         yield

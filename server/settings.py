@@ -64,6 +64,10 @@ class LimitSettings(Section):
     max_cost: int = Field(5000, ge=1)  # estimated objects resolved: list sizes (from `first`) x nested selections
     max_int_arg: int = Field(36500, ge=1)  # integer arguments must lie within [0, max_int_arg]
     request_deadline_s: float = Field(10.0, gt=0)  # the whole request, after which its work is cancelled
+    enabled: bool = True  # false: none of the above is checked (for measuring their cost; never in production)
+    max_customers: int | None = Field(None, ge=1)  # customers one request may touch; None: gateway.max_ids
+    list_size_estimate: int = Field(10, ge=1)  # the size assumed for a list without a `first` argument
+    int_arg_bounds: dict[str, tuple[int, int]] = {}  # per argument, e.g. {"Customer.bestAgent.first": [0, 20]}
 
 
 class ApqSettings(Section):
