@@ -3,6 +3,10 @@
 Keys are "source:entity:key". Values are `Entry`s, so a record knows its age (for TTL and
 stale-if-error) and an absent record can be cached too. Invalidations go to both tiers and,
 through Redis pub/sub, to every other gateway's in-process tier.
+
+Redis is an optimisation, never a failure: while it is down the in-process tier works alone, an
+invalidation drops the in-process entries at once and waits in a bounded queue until Redis answers
+again, and the keys it covers are not read from Redis meanwhile (their entries there are stale).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import pickle
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -23,10 +28,13 @@ import redis.asyncio
 from aiocache import RedisCache
 from aiocache.serializers import PickleSerializer
 
+from cache.logthrottle import LogThrottle
 from cache.memory import BoundedMemoryCache
 from cache.settings import CacheSettings
 
 log = logging.getLogger("customer_graph.cache")
+PENDING_LIMIT = 10_000  # queued key invalidations; beyond, they collapse into one of the whole namespace
+REDIS_RETRY_S = 1.0  # after a Redis error, the in-process tier works alone this long before Redis is tried again
 
 
 @dataclass(slots=True)
@@ -80,15 +88,75 @@ def _redis(url: str, namespace: str) -> RedisCache:
                       create_connection_timeout=0.5, connection_pool_kwargs={"socket_timeout": 0.5})
 
 
+@dataclass
+class Pending:
+    """Invalidations Redis has not had yet: full keys and whole sources, each with the generation it was
+    queued in, so that delivering an older batch does not clear a newer invalidation of the same key.
+    Past `limit` keys the queue collapses into one invalidation of everything: bounded, and never lost."""
+
+    limit: int = PENDING_LIMIT
+    keys: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    everything: int = 0  # the generation of a pending "drop the whole namespace", or 0
+    generation: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.sources or self.everything)
+
+    def add(self, keys: Iterable[str], sources: Iterable[str]) -> None:
+        self.generation += 1
+        for key in keys:
+            self.keys[key] = self.generation
+        for source in sources:
+            self.sources[source] = self.generation
+        if len(self.keys) > self.limit:
+            self.keys.clear()
+            self.sources.clear()
+            self.everything = self.generation
+
+    def covers(self, key: str) -> bool:
+        """Whether Redis may still hold a stale entry for this full key."""
+        return bool(self.everything) or key in self.keys or key[: key.find(":")] in self.sources
+
+    def batch(self) -> Pending:
+        return Pending(self.limit, dict(self.keys), dict(self.sources), self.everything, self.generation)
+
+    def delivered(self, batch: Pending) -> None:
+        """Forget what `batch` delivered, unless it was invalidated again since."""
+        for key, gen in batch.keys.items():
+            if self.keys.get(key) == gen:
+                del self.keys[key]
+        for source, gen in batch.sources.items():
+            if self.sources.get(source) == gen:
+                del self.sources[source]
+        if batch.everything and self.everything == batch.everything:
+            self.everything = 0
+
+
 class Tiers:
-    def __init__(self, settings: CacheSettings) -> None:
+    def __init__(self, settings: CacheSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.clock = clock
         self.l1 = BoundedMemoryCache(settings.max_entries, settings.max_bytes, Sizer())
         self.l2: RedisCache | None = _redis(settings.redis_url, settings.namespace) if settings.redis_url else None
         self.counts: dict[str, Counter[str]] = defaultdict(Counter)  # per source: hits, misses, stale, ...
         self.me = uuid.uuid4().hex  # to ignore our own invalidation messages
         self.channel = f"{settings.namespace}:invalidate"
         self._listener: asyncio.Task[None] | None = None
+        self.pending = Pending()
+        self._delivering = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._redis_down_until = 0.0  # a clock time; before it, Redis is not asked
+        self.warnings = LogThrottle(log, clock=clock)
+
+    def _redis_usable(self) -> bool:
+        return self.l2 is not None and self.clock() >= self._redis_down_until
+
+    def _redis_failed(self, doing: str, exc: Exception) -> None:
+        """Work without Redis for a while; one warning per interval, never a traceback (a known outage)."""
+        self._redis_down_until = self.clock() + REDIS_RETRY_S
+        self.warnings.warning("redis", "redis tier unavailable while %s (%r); using the in-process tier alone",
+                              doing, exc)
 
     def lookup_local(self, source: str, entity: str, keys: list[str]) -> dict[str, Entry]:
         """The entries the in-process tier holds (fresh or not), synchronously."""
@@ -105,11 +173,13 @@ class Tiers:
         """The entries present in either tier (fresh or not); Redis hits refill the in-process tier."""
         found = self.lookup_local(source, entity, keys)
         missing = [k for k in keys if k not in found]
-        if missing and self.l2 is not None:
+        if missing and self.pending:  # Redis still holds what these invalidations dropped: not from there
+            missing = [k for k in missing if not self.pending.covers(cache_key(source, entity, k))]
+        if missing and self.l2 is not None and self._redis_usable():
             try:
                 remote = await self.l2.multi_get([cache_key(source, entity, k) for k in missing])
             except Exception as exc:  # noqa: BLE001 - the shared tier is an optimisation, never a failure
-                log.warning("redis tier unavailable: %r", exc)
+                self._redis_failed("reading", exc)
                 remote = [None] * len(missing)
             now = time.time()
             for k, e in zip(missing, remote):
@@ -135,25 +205,71 @@ class Tiers:
         """Into both tiers."""
         for ttl, pairs in self._by_ttl(source, entity, entries).items():
             self.l1.put_many(pairs, ttl)
-            if self.l2 is not None:
+            if self.l2 is not None and self._redis_usable():
                 try:
                     await self.l2.multi_set(pairs, ttl=ttl)
                 except Exception as exc:  # noqa: BLE001
-                    log.warning("redis tier unavailable: %r", exc)
+                    self._redis_failed("storing", exc)
 
-    async def invalidate(self, keys: list[str] = (), sources: list[str] = ()) -> None:  # type: ignore[assignment]
-        """Drop these full keys and every key of these sources, here, in Redis and in every other gateway."""
+    async def invalidate(self, keys: Iterable[str] = (), sources: Iterable[str] = ()) -> None:
+        """Drop these full keys and every key of these sources, here, in Redis and in every other gateway.
+
+        Never raises: the write that asks for it has succeeded at its source. The in-process tier is
+        dropped at once; Redis and the other gateways get it now if Redis answers, else once it does."""
+        keys, sources = list(keys), list(sources)
         self._drop_local(keys, sources)
         if self.l2 is None:
             return
-        for key in keys:
-            await self.l2.delete(key)
-        for source in sources:
-            await self.l2.clear(namespace=f"{self.settings.namespace}:{source}")
-        message = orjson.dumps({"from": self.me, "keys": list(keys), "sources": list(sources)})
-        await self.l2.client.publish(self.channel, message)
+        self.pending.add(keys, sources)
+        if self._redis_usable():
+            await self._deliver()
+        if self.pending:
+            self._start_flusher()
 
-    def _drop_local(self, keys: Any, sources: Any) -> None:
+    async def _deliver(self) -> bool:
+        """Send what is pending to Redis (deletes, then one pub/sub message); whether all of it went."""
+        assert self.l2 is not None
+        async with self._delivering:
+            batch = self.pending.batch()
+            if not batch:
+                return True
+            if not self._redis_usable():  # failed while we waited for the one before us
+                return False
+            try:
+                if batch.everything:
+                    await self.l2.clear(namespace=self.settings.namespace)
+                for key in batch.keys:
+                    await self.l2.delete(key)
+                for source in batch.sources:
+                    await self.l2.clear(namespace=f"{self.settings.namespace}:{source}")
+                message = {"from": self.me, "keys": list(batch.keys), "sources": list(batch.sources),
+                           "everything": bool(batch.everything)}
+                await self.l2.client.publish(self.channel, orjson.dumps(message))
+            except Exception as exc:  # noqa: BLE001 - kept pending, retried by the flusher
+                self._redis_failed("invalidating", exc)
+                return False
+            self.pending.delivered(batch)
+            return not self.pending
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Retry the pending invalidations until Redis takes them, backing off up to a few seconds."""
+        pause = 0.25
+        while self.pending:
+            await asyncio.sleep(max(pause, self._redis_down_until - self.clock()))
+            if self._redis_usable() and await self._deliver():
+                log.info("redis tier back: queued invalidations delivered")
+                return
+            pause = min(pause * 2, 5.0)
+
+    def _drop_local(self, keys: Iterable[str], sources: Iterable[str], everything: bool = False) -> None:
+        if everything:
+            for key in list(self.l1._data):
+                self.l1._drop(key)
+            return
         for key in keys:
             self.l1._drop(key)
         for source in sources:
@@ -166,31 +282,38 @@ class Tiers:
 
     async def _listen(self) -> None:
         """Apply other gateways' invalidations to our in-process tier; reconnect if Redis drops."""
+        lost = False
         while True:
             # A client of its own: the cache's has a short socket timeout, a subscriber mostly waits.
             client = redis.asyncio.Redis.from_url(self.settings.redis_url)
             try:
                 pubsub = client.pubsub()
                 await pubsub.subscribe(self.channel)
+                if lost:  # other gateways' invalidations may have been missed meanwhile
+                    self._drop_local((), (), everything=True)
+                    log.info("redis pub/sub back; in-process tier dropped, as invalidations may have been missed")
+                    lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
                     body = orjson.loads(message["data"])
                     if body.get("from") != self.me:
-                        self._drop_local(body.get("keys", ()), body.get("sources", ()))
+                        self._drop_local(body.get("keys", ()), body.get("sources", ()), body.get("everything", False))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                log.warning("redis pub/sub lost (%r); resubscribing", exc)
+                lost = True
+                self.warnings.warning("pubsub", "redis pub/sub lost (%r); resubscribing", exc)
                 await asyncio.sleep(1)
             finally:
                 await client.aclose()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.l2 is not None:
             await self.l2.close()
 
@@ -199,4 +322,5 @@ class Tiers:
         for s, n in self.l1.evictions.items():
             sources.setdefault(s, {})["evictions"] = n
         return {"entries": len(self.l1), "bytes": self.l1.bytes, "max_entries": self.l1.max_entries,
-                "max_bytes": self.l1.max_bytes, "redis": self.l2 is not None, "sources": sources}
+                "max_bytes": self.l1.max_bytes, "redis": self.l2 is not None, "sources": sources,
+                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources) + bool(self.pending.everything)}
