@@ -1,6 +1,7 @@
 """Writes under attack: a first contact raced by concurrent retries links the customer exactly once
-(SQLite, PostgreSQL, MariaDB), and a client reusing an idempotency key gets a client error that never
-opens the source's circuit for everyone else. A separate estate, so the shared one keeps its truth."""
+(SQLite, PostgreSQL, MariaDB); a client reusing an idempotency key gets a client error that never
+opens the source's circuit for everyone else; a write that succeeded is a success whatever Redis's
+state. A separate estate, so the shared one keeps its truth."""
 
 from __future__ import annotations
 
