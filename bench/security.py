@@ -455,7 +455,7 @@ def attacked(env: Env, on: Gateway, restart: Any, timeout: float, repeats: int) 
 
 
 def run(env: Env, quick: bool = False, timeout: float = 20.0) -> list[dict[str, Any]]:
-    rounds, warm_n, cold_n, repeats = (3, 300, 40, 3) if quick else (7, 600, 120, 5)
+    rounds, warm_n, cold_n, repeats = (3, 300, 40, 3) if quick else (12, 300, 60, 5)
     work = env.work
     off = start_gateway(off_config(env), work, "security-off")
     on = start_gateway(on_config(env), work, "security-on")
