@@ -245,3 +245,14 @@ def test_guarded_deadline_and_disconnect() -> None:
     assert asyncio.run(run(never, 0.02)) == "deadline"
     assert asyncio.run(run(gone, 5)) == "disconnected"
     assert cancelled == [True, True]
+
+
+def test_walk_tolerates_what_validation_refuses() -> None:
+    """The limits run before validation: unknown fields, fragment cycles and absurd nesting must not break them."""
+    lim = limits()
+    assert check(lim, '{ customer(id: "C-1") { shoeSize { size } } }') == []
+    cycle = 'fragment A on Customer { id ...B } fragment B on Customer { name ...A } { customer(id: "C-1") { ...A } }'
+    assert check(lim, cycle) == []
+    deep = "{ __schema { types " + "{ fields { type " * 60 + "{ name }" + " } }" * 60 + " } }"
+    assert refused_by(lim, deep) == "max_depth"
+    assert check(lim, deep)[0]["extensions"]["requested"] == 13  # counting stops one past the limit
