@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import orjson
 import strawberry
 from graphql import GraphQLError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -26,11 +29,16 @@ from resolvers.context import Sources
 from resolvers.invalidate import invalidate
 from schema.mutation import Mutation
 from schema.query import Query
+from server.apq import ApqStore
+from server.auth import Authenticator
 from server.errors import log_errors
 from server.execution import Executor
 from server.graphql_http import GraphQLEndpoint
+from server.operations import allow_list
+from server.policy import Policies
 from server.query_cache import QueryCache
 from server.runtime import tune_gc
+from server.settings import CorsSettings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -40,13 +48,33 @@ class GatewaySchema(strawberry.Schema):
         log_errors(errors)  # one line per source failure instead of strawberry's full traceback
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(extensions: Sequence[Any] = ()) -> strawberry.Schema:
     # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
     # Plain leaf fields take a one-step path (server/execution.py).
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache], execution_context_class=Executor)
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache, *extensions],
+                         execution_context_class=Executor)
 
 
-def create_app(config: GatewayConfig) -> Starlette:
+def cors_middleware(cors: CorsSettings) -> list[Middleware]:
+    """Starlette's CORSMiddleware from the `cors` section, outermost so that preflights never need a token;
+    none at all (no CORS header on any answer) while allow_origins is empty."""
+    if not cors.allow_origins:
+        return []
+    return [Middleware(CORSMiddleware, allow_origins=cors.allow_origins, allow_methods=cors.allow_methods,
+                       allow_headers=cors.allow_headers, allow_credentials=cors.allow_credentials,
+                       max_age=cors.max_age_s)]
+
+
+def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = None) -> Starlette:
+    """The gateway; `graphiql_headers` are preloaded into GraphiQL's header editor (the demo's agent token)."""
+    auth = None if config.auth is None or config.auth.mode == "none" else Authenticator(config.auth, config.roles)
+    if auth is None:
+        logging.getLogger("customer_graph").warning(
+            "auth mode none: every caller is trusted with everything; do not expose this gateway")
+    schema = build_schema()
+    policies = Policies(schema, config.roles, build_schema)
+    registry = allow_list(config.operations, config.roles, schema._schema)  # a broken document stops the start
+    apq = ApqStore(config.apq, config.cache.redis_url, config.cache.namespace, fixed=registry.by_hash)
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -58,11 +86,13 @@ def create_app(config: GatewayConfig) -> Starlette:
         except BaseException:
             await session.close()
             raise
-        holder["endpoint"] = GraphQLEndpoint(build_schema(), sources)
+        holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
+                                             registry=registry)
         tune_gc()  # once everything long-lived exists
         try:
             yield
         finally:
+            await apq.close()
             await sources.close()
             await session.close()
 
@@ -114,4 +144,4 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/cache/invalidate", cache_invalidate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(config.cors))

@@ -16,8 +16,12 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from resolvers.context import Context, Sources
+from server.apq import ApqError, ApqStore
+from server.auth import Authenticator, AuthError, Principal
 from server.errors import format_error, is_request_error
 from server.limits import Disconnected, PayloadTooLarge, guarded, limits_for, read_body
+from server.operations import Registry, check_allowed
+from server.policy import Policies
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -111,21 +115,65 @@ def _params(raw: Any) -> tuple[str, dict[str, Any] | None, str | None] | str:
     return query, variables, op
 
 
+def _html_json(value: Any) -> str:
+    return json.dumps(value).replace("</", "<\\/")
+
+
 class GraphQLEndpoint:
-    def __init__(self, schema: strawberry.Schema, sources: Sources) -> None:
+    def __init__(self, schema: strawberry.Schema, sources: Sources, auth: Authenticator | None = None,
+                 policies: Policies | None = None, graphiql_headers: dict[str, str] | None = None,
+                 apq: ApqStore | None = None, registry: Registry | None = None) -> None:
+        self.apq = apq  # Automatic Persisted Queries (server/apq.py); None: PersistedQueryNotSupported
+        self.registry = registry  # the allow-list of roles with `operations: registered` (server/operations.py)
         self.schema = schema
         self.sources = sources
-        self.graphiql = GRAPHIQL_HTML.read_text().replace(
-            "__DEFAULT_QUERY_JSON__", json.dumps(EXAMPLE_QUERY).replace("</", "<\\/"))
+        self.auth = auth  # None: `auth: {mode: none}`, every caller trusted
+        self.policies = policies
+        self.graphiql = GRAPHIQL_HTML.read_text().replace("__DEFAULT_QUERY_JSON__", _html_json(EXAMPLE_QUERY)) \
+            .replace("__DEFAULT_HEADERS_JSON__", _html_json(json.dumps(graphiql_headers or {}, indent=2)))
+
+    async def authenticate(self, request: Request, media: str) -> Response | None:
+        """The caller's principal on request.state, or the 401/403 answer (before any body is read)."""
+        if self.auth is None:
+            request.state.principal = None
+            return None
+        try:
+            request.state.principal = await self.auth.authenticate(request.headers.get("authorization"))
+        except AuthError as exc:
+            payload = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
+            headers = {"www-authenticate": 'Bearer realm="customer-graph"'} if exc.status == 401 else None
+            return Response(orjson.dumps(payload), status_code=exc.status, media_type=media, headers=headers)
+        return None
+
+    async def persisted(self, request: Request, raw: Any, media: str) -> Response | None:
+        """APQ (server/apq.py): a persistedQuery extension resolved into raw["query"], or the error answer."""
+        if self.apq is None or not isinstance(raw, dict) or raw.get("extensions") is None:
+            return None
+        principal = getattr(request.state, "principal", None)
+        restricted = principal is not None and principal.policy.operations == "registered"
+        # A role limited to the allow-list resolves hashes but registers nothing.
+        found = await self.apq.resolve(raw.get("query"), raw["extensions"], register=not restricted)
+        if isinstance(found, ApqError):
+            payload = {"errors": [{"message": found.message, "extensions": {"code": found.code}}]}
+            return Response(orjson.dumps(payload), status_code=found.status, media_type=media, headers=found.headers)
+        if found is not None:
+            raw["query"] = found
+        return None
 
     async def run(self, request: Request, params: tuple[str, dict[str, Any] | None, str | None], media: str,
                   allowed: set[OperationType]) -> Response:
         query, variables, op = params
         no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
-        context = Context(self.sources, no_cache=no_cache)
+        principal: Principal | None = request.state.principal
+        if principal is not None and principal.policy.operations == "registered":
+            denied = check_allowed(principal.policy, self.registry, query)
+            if denied is not None:  # an authorization decision, like 401/403 from auth: 403 for either media type
+                return _reply({"errors": [{"message": denied, "extensions": {"code": "FORBIDDEN"}}]}, 403, media)
+        schema = self.schema if principal is None or self.policies is None else self.policies.schema(principal.role)
+        context = Context(self.sources, no_cache=no_cache, principal=principal)
         limits = limits_for(self.sources.config)
-        work = self.schema.execute(query, variable_values=variables, operation_name=op,
-                                   context_value=context, allowed_operation_types=allowed)
+        work = schema.execute(query, variable_values=variables, operation_name=op,
+                              context_value=context, allowed_operation_types=allowed)
         try:
             if limits.enabled:  # cancelled when the client goes away or the deadline passes (server/limits.py)
                 deadline = request.scope.get("cg.deadline") or asyncio.get_running_loop().time() + limits.deadline_s
@@ -151,6 +199,8 @@ class GraphQLEndpoint:
             payload["errors"] = [format_error(e) for e in errors] + context.soft_errors
         if context.stale:
             payload["extensions"] = {"stale": context.stale}
+        if context.masked:  # which fields carry masked values, and how they were masked
+            payload.setdefault("extensions", {})["masked"] = context.masked
         # application/json answers 200 to any well-formed request; the newer type says 4xx when nothing ran.
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         return _reply(payload, status, media)
@@ -159,6 +209,9 @@ class GraphQLEndpoint:
         media = _media_type(request)
         if media is None:
             return _bad_request(f"Accept must allow {GRAPHQL_RESPONSE} or {JSON}", JSON, 406)
+        refused = await self.authenticate(request, media)
+        if refused is not None:
+            return refused
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != JSON:
             return _bad_request("Content-Type must be application/json", media, 415)
@@ -179,6 +232,9 @@ class GraphQLEndpoint:
             return _too_slow(limits.deadline_s, media)
         except orjson.JSONDecodeError:
             return _bad_request("the request body is not valid JSON", media)
+        refused = await self.persisted(request, raw, media)
+        if refused is not None:
+            return refused
         params = _params(raw)
         if isinstance(params, str):
             return _bad_request(params, media)
@@ -190,6 +246,9 @@ class GraphQLEndpoint:
         media = _media_type(request)
         if media is None:
             return _bad_request(f"Accept must allow {GRAPHQL_RESPONSE} or {JSON}", JSON, 406)
+        refused = await self.authenticate(request, media)
+        if refused is not None:
+            return refused
         limits = limits_for(self.sources.config)
         if limits.enabled and len(request.scope.get("query_string", b"")) > limits.max_body_bytes:
             return _too_large(limits.max_body_bytes, media, 414)  # the same cap as a body, on the URI
@@ -199,6 +258,9 @@ class GraphQLEndpoint:
                 raw["variables"] = orjson.loads(raw["variables"])
             except orjson.JSONDecodeError:
                 return _bad_request("'variables' is not valid JSON", media)
+        refused = await self.persisted(request, raw, media)
+        if refused is not None:
+            return refused
         params = _params(raw)
         if isinstance(params, str):
             return _bad_request(params, media)
