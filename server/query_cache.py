@@ -53,6 +53,8 @@ class QueryCache(SchemaExtension):
         if document is None:
             limits = _limits(ctx)
             if limits is not None:
+                if limits.over_tokens(query):
+                    raise limits.too_many_tokens()
                 ctx.parse_options["max_tokens"] = limits.max_tokens  # strawberry's own parse below too
             try:
                 document = parse(query, **ctx.parse_options)

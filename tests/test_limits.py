@@ -256,3 +256,31 @@ def test_walk_tolerates_what_validation_refuses() -> None:
     deep = "{ __schema { types " + "{ fields { type " * 60 + "{ name }" + " } }" * 60 + " } }"
     assert refused_by(lim, deep) == "max_depth"
     assert check(lim, deep)[0]["extensions"]["requested"] == 13  # counting stops one past the limit
+
+
+def _lexer_tokens(query: str) -> int:
+    from graphql.language import Lexer, Source, TokenKind
+
+    lexer, n = Lexer(Source(query)), 0
+    while lexer.advance().kind != TokenKind.EOF:
+        n += 1
+    return n
+
+
+def test_token_precount_never_exceeds_the_lexer_and_refuses_a_flood_early() -> None:
+    from server.limits import Limits
+    from server.settings import LimitSettings
+    from tests import queries
+
+    tricky = ['query Q($a: [Int!] = [1, -2, 3.5e+3]) { x(s: "a \\" # b", t: """bl"ock "" str""") '
+              '@skip(if: true) ...F } # c\n fragment F on T { y }', '{ a(b: "#") c }', '{ a } # ' + "x " * 50]
+    texts = [v for v in vars(queries).values() if isinstance(v, str) and "{" in v] + tricky
+    for text in texts:
+        exact = _lexer_tokens(text)
+        for limit in (max(10, exact - 1), max(10, exact)):
+            refused = Limits(LimitSettings(max_tokens=limit), 100).over_tokens(text)
+            assert not refused or exact > limit  # never refuses what the lexer would pass
+            if text not in tricky:  # and on ordinary queries it counts exactly
+                assert refused == (exact > limit)
+    flood = "{" + " ".join(f"a{i}: name" for i in range(100_000)) + "}"
+    assert Limits(LimitSettings(max_tokens=5000), 100).over_tokens(flood)

@@ -47,21 +47,27 @@ def test_demo_command_starts_estate_and_gateway(tmp_path: Path) -> None:
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
+        lines = [proc.stdout.readline() for _ in range(5)]
         assert f"http://127.0.0.1:{port}/graphql" in lines[1], lines
+        # The demo signs an agent and a point-of-sale token and shows a curl line using one.
+        tokens = dict(line.strip().split(" token: ") for line in lines[2:4])
+        assert set(tokens) == {"agent", "pos"} and f"Bearer {tokens['pos']}" in lines[4], lines
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
                 status, _, body = http("POST", f"http://127.0.0.1:{port}/graphql",
                                        json.dumps({"query": '{ customer(id: "C-000042") { id loyalty { tier } '
                                                             'identities { system } } }'}).encode(),
-                                       {"content-type": "application/json"}, timeout=5)
+                                       {"content-type": "application/json",
+                                        "authorization": f"Bearer {tokens['agent']}"}, timeout=5)
                 break
             except OSError:
                 time.sleep(0.2)
         answer = json.loads(body)
         assert status == 200 and answer["data"]["customer"]["id"] == "C-000042" and "errors" not in answer
         assert (tmp_path / "data" / "crm.sqlite").exists()  # embedded SQLite, no database server
+        page = http("GET", f"http://127.0.0.1:{port}/graphql", headers={"accept": "text/html"})[2].decode()
+        assert f"Bearer {tokens['agent']}" in page  # GraphiQL opens signed in as an agent
     finally:
         proc.terminate()
         proc.wait(20)
