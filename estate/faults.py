@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections import deque
@@ -66,11 +67,18 @@ def _failure(state: SourceState) -> web.Response | None:
     return web.json_response({"error": "injected failure", "status": status}, status=status)
 
 
+@functools.cache
+def _huge() -> bytes:
+    """64 MB of valid JSON, built once: building it per request (a 64 MB allocation and copy) stalled the
+    estate's one event loop long enough under load for the other sources' answers to miss a 1 s timeout."""
+    return b'{"pad":"' + b"x" * (64 * 1024 * 1024) + b'"}'
+
+
 def _bad_body(kind: str) -> web.Response:
     if kind == "html":
         return web.Response(text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
     if kind == "huge":
-        return web.Response(body=b'{"pad":"' + b"x" * (64 * 1024 * 1024) + b'"}', content_type="application/json")
+        return web.Response(body=_huge(), content_type="application/json")
     if kind == "shape":  # valid JSON, but not the shape this API promises
         return web.json_response({"result": "ok", "items": "not a list", "data": None})
     return web.Response(text='{"truncated": [1, 2', content_type="application/json")
