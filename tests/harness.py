@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -116,6 +117,24 @@ def start_estate(data: Path, customers: int = 300, seed: int = 42) -> Estate:
         raise RuntimeError(f"estate exited with {proc.wait()}")
     ready = json.loads(line)
     return Estate(proc, ready["ports"], data, customers, seed, date.fromisoformat(ready["as_of"]))
+
+
+def running_estate(workdir: Path, name: str, customers: int, seed: int) -> Iterator[Estate]:
+    """An estate of its own for a test module's fixture (`yield from`), stopped afterwards."""
+    est = start_estate(workdir / name, customers=customers, seed=seed)
+    try:
+        yield est
+    finally:
+        est.stop()
+
+
+def running_gateway(config: dict[str, Any], workdir: Path, name: str) -> Iterator[Gateway]:
+    """A gateway of its own for a test module's fixture (`yield from`), stopped afterwards."""
+    gw = start_gateway(config, workdir, name)
+    try:
+        yield gw
+    finally:
+        gw.stop()
 
 
 def gateway_config(estate: Estate, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from estate.generate import generate
-from tests.harness import Estate, Gateway, gateway_config, http, start_estate, start_gateway
+from tests.harness import Estate, Gateway, gateway_config, http, running_estate, running_gateway
 from tests.truth import Truth
 
 DESK = "https://desk.example.com"
@@ -23,18 +23,14 @@ RECORD = """mutation LogCall($input: RecordInteractionInput!) { recordInteractio
 
 @pytest.fixture(scope="module")
 def est(workdir: Path) -> Iterator[Estate]:
-    e = start_estate(workdir / "audit", customers=60, seed=11)
-    yield e
-    e.stop()
+    yield from running_estate(workdir, "audit", 60, 11)
 
 
 @pytest.fixture(scope="module")
 def gw(est: Estate, workdir: Path) -> Iterator[Gateway]:
     cfg = gateway_config(est)
     cfg["cors"] = {"allow_origins": [DESK], "allow_headers": ["authorization", "content-type"], "max_age_s": 300}
-    g = start_gateway(cfg, workdir, "cors-audit")
-    yield g
-    g.stop()
+    yield from running_gateway(cfg, workdir, "cors-audit")
 
 
 def preflight(gw: Gateway, origin: str, method: str = "POST") -> tuple[int, dict[str, str]]:

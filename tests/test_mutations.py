@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from estate.generate import generate
-from tests.harness import LIVE, Estate, Gateway, gateway_config, start_estate, start_gateway
+from tests.harness import LIVE, Estate, Gateway, gateway_config, running_estate, running_gateway, start_gateway
 from tests.truth import Truth
 
 RECORD = """mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) {
@@ -25,9 +25,7 @@ LATEST = """query($id: ID!) { customer(id: $id) { interactions(first: 100) { id 
 
 @pytest.fixture(scope="module")
 def est(workdir: Path) -> Iterator[Estate]:
-    e = start_estate(workdir / "writes", customers=300, seed=7)
-    yield e
-    e.stop()
+    yield from running_estate(workdir, "writes", 300, 7)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +35,7 @@ def t(est: Estate) -> Truth:
 
 @pytest.fixture(scope="module")
 def gw(est: Estate, workdir: Path) -> Iterator[Gateway]:
-    g = start_gateway(gateway_config(est), workdir, "writes")
-    yield g
-    g.stop()
+    yield from running_gateway(gateway_config(est), workdir, "writes")
 
 
 def key() -> str:

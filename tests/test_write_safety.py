@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from estate.generate import generate
-from tests.harness import LIVE, Estate, Gateway, gateway_config, http, start_estate, start_gateway
+from tests.harness import LIVE, Estate, Gateway, gateway_config, http, running_estate, running_gateway, start_gateway
 from tests.test_sql_engines import fresh_database, load_estate
 from tests.truth import Truth
 
@@ -39,9 +39,7 @@ RACERS = 20
 
 @pytest.fixture(scope="module")
 def est(workdir: Path) -> Iterator[Estate]:
-    e = start_estate(workdir / "write-safety", customers=200, seed=11)
-    yield e
-    e.stop()
+    yield from running_estate(workdir, "write-safety", 200, 11)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +49,7 @@ def t(est: Estate) -> Truth:
 
 @pytest.fixture(scope="module")
 def gw(est: Estate, workdir: Path) -> Iterator[Gateway]:
-    g = start_gateway(gateway_config(est), workdir, "write-safety")
-    yield g
-    g.stop()
+    yield from running_gateway(gateway_config(est), workdir, "write-safety")
 
 
 def first_contacts(t: Truth) -> list[str]:
