@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import redis.asyncio
 
+from cache.logthrottle import LogThrottle
 from server.settings import ApqSettings
 
 log = logging.getLogger("customer_graph.apq")
@@ -76,8 +77,7 @@ class ApqStore:
         if redis_url:
             self.redis = redis.asyncio.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._down_until = -1e18
-        self._warned_at = -1e18
-        self.suppressed = 0  # warnings not logged since the last one
+        self.warnings = LogThrottle(log, self.WARN_EVERY_S, clock)
         self.counts = {"hits": 0, "misses": 0, "registered": 0, "redis_errors": 0}
 
     # -- the two tiers -------------------------------------------------------------------------------
@@ -95,12 +95,7 @@ class ApqStore:
         now = self.clock()
         self.counts["redis_errors"] += 1
         self._down_until = now + self.RETRY_AFTER_S
-        if now - self._warned_at >= self.WARN_EVERY_S:
-            more = f" ({self.suppressed} more since the last warning)" if self.suppressed else ""
-            log.warning("APQ: redis unavailable, serving persisted queries from memory only: %r%s", exc, more)
-            self._warned_at, self.suppressed = now, 0
-        else:
-            self.suppressed += 1
+        self.warnings.warning("redis", "APQ: redis unavailable, serving persisted queries from memory only: %r", exc)
 
     async def get(self, digest: str) -> str | None:
         found = self.fixed.get(digest)
