@@ -289,3 +289,11 @@ def test_a_relative_folder_is_relative_to_the_config_file(tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump(raw))
     assert config.load(path).operations.folder == str(tmp_path / "sub" / "ops")
     assert config.load(ROOT / "gateway.yaml").operations.folder == str(ROOT / "operations")
+
+
+def test_registry_stops_parsing_a_long_unregistered_query_early(tmp_path: Path) -> None:
+    (tmp_path / "a.graphql").write_text("query A { customer(id: \"C-1\") { id } }")
+    registry = Registry.load(tmp_path)
+    flood = "{" + " ".join(f"a{i}: id" for i in range(50_000)) + "}"
+    assert registry.max_tokens < 100 and not registry.allows(flood)
+    assert registry.allows('query A {\n  customer(id: "C-1") {\n    id\n  }\n}\n')  # reformatted: still allowed
