@@ -12,6 +12,7 @@ document are done once.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,7 +64,19 @@ def mask_initials(value: str) -> str:
     return " ".join(f"{w[0]}." for w in value.split())
 
 
-MASKS: dict[str, Mask] = {"email": mask_email, "phone": mask_phone, "initials": mask_initials, "drop": lambda _: None}
+_PHONE = re.compile(r"(\+|00)[0-9][0-9 ().-]{6,}")  # international form: a bare number may be a CRM id
+
+
+def mask_contact(value: str) -> str:
+    """An identifier that may be an email or a phone number (a system's id for the customer): masked as
+    such when it is one, left as it is otherwise (a CRM number, a billing account)."""
+    if "@" in value:
+        return mask_email(value)
+    return mask_phone(value) if _PHONE.fullmatch(value) else value
+
+
+MASKS: dict[str, Mask] = {"email": mask_email, "phone": mask_phone, "initials": mask_initials,
+                          "contact": mask_contact, "drop": lambda _: None}
 
 
 def _matches(patterns: list[str], type_name: str, field_name: str) -> bool:

@@ -10,7 +10,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MASKS = ("email", "phone", "initials", "drop")
 
 
 class Section(BaseModel):
@@ -48,7 +47,7 @@ class RoleSettings(Section):
 
     read: list[str] = ["*"]
     deny: list[str] = []
-    mask: dict[str, Literal["email", "phone", "initials", "drop"]] = {}
+    mask: dict[str, Literal["email", "phone", "initials", "contact", "drop"]] = {}
     mutations: list[str] = ["*"]  # mutation field names, or "*"
     introspection: bool = True
     operations: Literal["any", "registered"] = "any"  # registered: only the allow-listed documents run

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from server.auth import Authenticator, AuthError, issue
-from server.policy import mask_email, mask_initials, mask_phone
+from server.policy import mask_contact, mask_email, mask_initials, mask_phone
 from server.settings import AuthSettings, RoleSettings
 
 SECRET = "s" * 32
@@ -184,3 +184,6 @@ def test_masks() -> None:
     assert mask_phone("+31612345678") == "+\u2022\u2022\u2022\u2022\u2022\u2022\u2022\u2022678"
     assert mask_phone("06 1234 5678") == "\u2022\u2022 \u2022\u2022\u2022\u2022 \u2022678"
     assert mask_initials("Anna de Vries") == "A. d. V."
+    assert mask_contact("CARLOS.WEBER45@INBOX.EXAMPLE") == "C\u2022\u2022\u2022@INBOX.EXAMPLE"
+    assert mask_contact("+31622364326") == "+\u2022\u2022\u2022\u2022\u2022\u2022\u2022\u2022326"
+    assert mask_contact("BA-20000084") == "BA-20000084" and mask_contact("1000135") == "1000135"

@@ -91,13 +91,22 @@ def test_pos_sees_masked_contacts_and_no_addresses_or_invoices(gateway: Gateway)
     for clear, masked in zip(a["phones"], p["phones"], strict=True):
         assert masked[-3:] == clear[-3:] and len(masked) == len(clear) and masked[1:-3].strip("\u2022") == ""
     assert pos["extensions"]["masked"] == {"Customer.emails": "email", "Customer.phones": "phone",
+                                           "Identity.id": "contact",
                                            **({"BillingAccount.holder": "initials"} if a["accounts"] else {})}
+    # A system's id that is the customer's email or phone (shop, contact center) is masked too.
+    clear_ids = {i["id"] for i in a["identities"]}
+    for ia, ip in zip(a["identities"], p["identities"], strict=True):
+        assert ia["system"] == ip["system"]
+        if "@" in ia["id"] or ia["id"].startswith("+"):
+            assert ip["id"] != ia["id"] and ip["id"] not in clear_ids and "\u2022" in ip["id"]
+        else:
+            assert ip["id"] == ia["id"]
     # Forbidden: null plus an error naming the field; what the role may read is unchanged.
     assert p["addresses"] is None and a["addresses"]
     forbidden = [e for e in pos["errors"] if e["extensions"]["code"] == "FORBIDDEN"]
     assert {e["extensions"]["field"] for e in forbidden} >= {"Customer.addresses"}
     assert all("pos" in e["message"] for e in forbidden)
-    for key in ("id", "name", "identities", "tickets", "offers", "loyalty", "crossSell", "value"):
+    for key in ("id", "name", "tickets", "offers", "loyalty", "crossSell", "value"):
         assert p[key] == a[key], key
     for acc_a, acc_p in zip(a["accounts"], p["accounts"], strict=True):
         assert acc_p["invoices"] is None and acc_p["number"] == acc_a["number"]
