@@ -1,59 +1,98 @@
-"""gateway.yaml: the gateway's settings and its sources, with ${VAR} / ${VAR:-default} from the environment."""
+"""The configuration: gateway.yaml and one declaration file per source system, checked at start.
+
+gateway.yaml holds the gateway's own settings and names a folder of sources (`gateway: {sources:
+sources}`, relative to the file's directory); each `sources/<name>.yaml` declares one system, its name
+being the file's stem. Sources may also be written inline under `sources:` (the tests build configs
+that way); a name defined in both places is an error. `${VAR}` and `${VAR:-default}` in any string are
+read from the environment.
+
+Every section is a pydantic v2 model (the sources' in connectors/, the cache's in cache/, the serving
+sections' in server/settings.py, the rules' in resolvers/rules.py): unknown keys and out-of-range
+values are refused, numbers and booleans that arrive as strings (from ${VAR}) are converted, and the
+first problem becomes one ConfigError line naming the file, the key path and what was expected.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cache.settings import CacheSettings
-from connectors.base import SourceConfig
+from connectors.base import KINDS, SourceConfig
 from resolvers.rules import Insights, parse_insights
 from server.settings import ApqSettings, AuthSettings, CorsSettings, LimitSettings, OperationsSettings, RoleSettings
 
+__all__ = ["KINDS", "ConfigError", "GatewayConfig", "display_path", "inline", "load", "parse"]
+
 # The innermost ${...} first, so a default may itself hold a ${VAR}.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:(?!\$\{)[^}])*))?\}")
-KINDS = ("sql", "rest", "graphql", "xml")
+SOURCE_SUFFIXES = (".yaml", ".yml")
 
 
 class ConfigError(ValueError):
-    pass
+    """One line: where (file, key path) and what was expected."""
 
 
-@dataclass
-class GatewayConfig:
+class GatewaySection(BaseModel):
+    """The `gateway:` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
     identity: str = "crosswalk"  # the source that links golden ids to every system's records
     crm: str = "crm"  # the source of names, emails, phones and preferences
-    max_ids: int = 100
-    request_timeout_s: float = 5.0  # every source call of one request ends by then
+    max_ids: int = Field(100, ge=1, le=10_000)
+    request_timeout_s: float = Field(5.0, gt=0)  # every source call of one request ends by then
     naive: bool = False  # benchmark baseline only: no DataLoaders (one source call per key), no cache
-    phone_country: str = "31"  # for phone numbers typed without a country code
-    sources: dict[str, SourceConfig] = field(default_factory=dict)
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    insights: Insights = field(default_factory=Insights)
+    phone_country: str = Field("31", pattern=r"^[0-9]{1,3}$")  # for phone numbers typed without a country code
+    sources: str = ""  # a folder of declaration files, one per system, relative to the config file
+
+
+class GatewayConfig(BaseModel):
+    """The whole configuration, as the rest of the gateway reads it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: str = "crosswalk"
+    crm: str = "crm"
+    max_ids: int = 100
+    request_timeout_s: float = 5.0
+    naive: bool = False
+    phone_country: str = "31"
+    sources: dict[str, SourceConfig] = {}
+    cache: CacheSettings = CacheSettings()
+    insights: Insights = Insights()
     auth: AuthSettings | None = None  # None: no `auth` section, and `serve` refuses to start
-    roles: dict[str, RoleSettings] = field(default_factory=dict)
-    limits: LimitSettings = field(default_factory=LimitSettings)
-    apq: ApqSettings = field(default_factory=ApqSettings)
-    operations: OperationsSettings = field(default_factory=OperationsSettings)
-    cors: CorsSettings = field(default_factory=CorsSettings)
+    roles: dict[str, RoleSettings] = {}
+    limits: LimitSettings = LimitSettings()
+    apq: ApqSettings = ApqSettings()
+    operations: OperationsSettings = OperationsSettings()
+    cors: CorsSettings = CorsSettings()
+    files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
                                         "operations": OperationsSettings, "cors": CorsSettings}
+TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 
-def expand(value: Any) -> Any:
+def _where(origin: str, path: Sequence[Any]) -> str:
+    """`file: key.path: ` (either part left out when empty)."""
+    parts = [p for p in (origin, ".".join(str(p) for p in path)) if p]
+    return "".join(f"{p}: " for p in parts)
+
+
+def expand(value: Any, origin: str = "", path: tuple[Any, ...] = ()) -> Any:
     """Environment variables in every string of the config; a missing one without default is an error."""
     if isinstance(value, dict):
-        return {k: expand(v) for k, v in value.items()}
+        return {k: expand(v, origin, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand(v) for v in value]
+        return [expand(v, origin, (*path, i)) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -62,7 +101,7 @@ def expand(value: Any) -> Any:
         if name in os.environ:
             return os.environ[name]
         if default is None:
-            raise ConfigError(f"environment variable {name} is not set (and has no default)")
+            raise ConfigError(f"{_where(origin, path)}environment variable {name} is not set (and has no default)")
         return default
 
     while True:
@@ -72,83 +111,177 @@ def expand(value: Any) -> Any:
         value = expanded
 
 
-def _typed(cls: type, section: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Values of a config section checked against the dataclass: unknown keys refused, and numbers or
-    booleans that arrived as strings (from ${VAR}) converted."""
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(raw) - set(known)
-    if unknown:
-        raise ConfigError(f"{section}: unknown keys {sorted(unknown)}")
-    out = dict(raw)
-    for name, value in raw.items():
-        default = known[name].default
-        if isinstance(value, str) and isinstance(default, (bool, int, float)):
-            try:
-                out[name] = value.strip().lower() in ("1", "true", "yes", "on") if isinstance(default, bool) \
-                    else type(default)(value)
-            except ValueError:
-                raise ConfigError(f"{section}.{name}: {value!r} is not a {type(default).__name__}") from None
+def _model(cls: type[BaseModel], origin: str, section: Sequence[Any], raw: Any, **extra: Any) -> Any:
+    """A pydantic-checked section; its first problem in one line, naming the file and the key path."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_where(origin, section)}expected a mapping of keys to values, got {_kind(raw)}")
+    try:
+        return cls.model_validate({**raw, **extra})
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, origin, section)) from None
+
+
+def describe(exc: ValidationError, origin: str = "", section: Sequence[Any] = ()) -> str:
+    """The first error of a ValidationError as `file: key.path: what was expected`."""
+    err = exc.errors()[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (misspelt, or not a setting of this section)"
+    elif err["type"] == "literal_error" or err["type"] == "enum":
+        msg += f", got {err['input']!r}"
+    return f"{_where(origin, [*section, *err['loc']])}{msg}"
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__)
+
+
+def source_config(name: str, raw: Any, origin: str = "", section: Sequence[Any] = ()) -> SourceConfig:
+    """One source's declaration; `mapping` and `system` default to its name."""
+    if isinstance(raw, dict) and "name" in raw:
+        where = _where(origin, [*section, "name"])
+        raise ConfigError(f"{where}not a setting: a source's name is "
+                          f"{'the file name' if not section else 'its key under sources'}")
+    base = {"mapping": name, "system": name, **raw} if isinstance(raw, dict) else raw
+    return _model(SourceConfig, origin, section, base, name=name)  # type: ignore[no-any-return]
+
+
+def _read_yaml(path: Path, shown: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{shown}: {line}not valid YAML ({problem})") from None
+
+
+def display_path(path: Path) -> str:
+    """A path as the error messages show it: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _declared(folder: Path, origin: str) -> dict[str, tuple[Any, str]]:
+    """Each `<name>.yaml` of the sources folder, expanded: name -> (settings, the file as shown)."""
+    if not folder.is_dir():
+        raise ConfigError(f"{_where(origin, ['gateway', 'sources'])}{display_path(folder)} is not a folder")
+    out: dict[str, tuple[Any, str]] = {}
+    for path in sorted(p for p in folder.iterdir() if p.suffix in SOURCE_SUFFIXES and p.is_file()):
+        shown = display_path(path)
+        if path.stem in out:
+            raise ConfigError(f"{shown}: source {path.stem!r} is declared twice in {display_path(folder)}")
+        raw = _read_yaml(path, shown)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{shown}: expected the source's settings (kind, url or dsn, ...), got {_kind(raw)}")
+        out[path.stem] = (expand(raw, shown), shown)
     return out
 
 
-def source_config(name: str, raw: dict[str, Any]) -> SourceConfig:
-    if raw.get("kind") not in KINDS:
-        raise ConfigError(f"source {name}: kind must be one of {', '.join(KINDS)}")
-    if "name" in raw:
-        raise ConfigError(f"source {name}: 'name' is the key under sources")
-    raw = _typed(SourceConfig, f"sources.{name}", raw)
-    if raw["kind"] == "sql" and not raw.get("dsn") or raw["kind"] != "sql" and not raw.get("url"):
-        raise ConfigError(f"source {name}: {'dsn' if raw['kind'] == 'sql' else 'url'} is required")
-    return SourceConfig(name=name, **{"mapping": name, "system": name, **raw})
+def _sources(raw: dict[str, Any], folder: str, base: Path | None, origin: str) -> tuple[dict[str, SourceConfig],
+                                                                                        dict[str, str]]:
+    inline = raw.get("sources") or {}
+    if not isinstance(inline, dict):
+        raise ConfigError(f"{_where(origin, ['sources'])}expected a mapping of source name to its settings")
+    sources = {str(n): source_config(str(n), s, origin, ["sources", n]) for n, s in inline.items()}
+    files = dict.fromkeys(sources, "")
+    if folder:
+        path = Path(folder)
+        if not path.is_absolute():  # relative to the config file, not to the working directory
+            path = (base or Path.cwd()) / path
+        for name, (settings, shown) in _declared(path, origin).items():
+            if name in sources:
+                raise ConfigError(f"{shown}: source {name!r} is also defined under `sources:` in "
+                                  f"{origin or 'the configuration'}; declare it in one place")
+            sources[name] = source_config(name, settings, shown)
+            files[name] = shown
+    return sources, files
 
 
-def _model(cls: type[BaseModel], section: str, raw: Any) -> Any:
-    """A pydantic-checked section; the first problem in one line, naming its key path."""
-    try:
-        return cls.model_validate(raw if raw is not None else {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join([section, *(str(p) for p in err["loc"])])
-        raise ConfigError(f"{where}: {err['msg']}") from None
-
-
-def _serving(raw: dict[str, Any]) -> dict[str, Any]:
+def _serving(raw: dict[str, Any], origin: str) -> dict[str, Any]:
     """The auth, roles, limits, apq, operations and cors sections."""
-    out = {name: _model(cls, name, raw.get(name)) for name, cls in SECTIONS.items() if name in raw}
+    out = {name: _model(cls, origin, [name], raw.get(name)) for name, cls in SECTIONS.items() if name in raw}
     roles = raw.get("roles") or {}
     if not isinstance(roles, dict):
-        raise ConfigError("roles: expected a mapping of role name to its policy")
-    out["roles"] = {str(n): _model(RoleSettings, f"roles.{n}", r) for n, r in roles.items()}
+        raise ConfigError(f"{_where(origin, ['roles'])}expected a mapping of role name to its policy")
+    out["roles"] = {str(n): _model(RoleSettings, origin, ["roles", n], r) for n, r in roles.items()}
     auth = out.get("auth")
     if auth is not None and auth.anonymous_role and auth.anonymous_role not in out["roles"]:
-        raise ConfigError(f"auth.anonymous_role: role {auth.anonymous_role!r} is not under roles")
+        raise ConfigError(f"{_where(origin, ['auth', 'anonymous_role'])}role {auth.anonymous_role!r} is not under roles")
     return out
 
 
-def parse(raw: dict[str, Any]) -> GatewayConfig:
-    raw = expand(raw or {})
-    gateway = _typed(GatewayConfig, "gateway", {k: v for k, v in (raw.get("gateway") or {}).items()})
-    if {"sources", "cache", "insights", "roles", *SECTIONS} & set(gateway):
-        raise ConfigError("gateway: 'sources', 'cache', 'insights', 'roles' and "
-                          f"{', '.join(repr(s) for s in SECTIONS)} are sections of their own")
-    sources = {n: source_config(n, s or {}) for n, s in (raw.get("sources") or {}).items()}
-    cache = _typed(CacheSettings, "cache", raw.get("cache") or {})
+def _insights(raw: Any, origin: str) -> Insights:
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{_where(origin, ['insights'])}expected a mapping, got {_kind(raw)}")
     try:
-        insights = parse_insights(raw.get("insights") or {})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    cfg = GatewayConfig(sources=sources, cache=CacheSettings(**cache), insights=insights, **_serving(raw), **gateway)
+        return parse_insights(raw or {})
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, origin, ["insights"])) from None
+
+
+def parse(raw: dict[str, Any] | None, base: str | Path | None = None, origin: str = "") -> GatewayConfig:
+    """A configuration from its parsed YAML. `base` is the folder a relative `gateway.sources` is read
+    from (the working directory when None); `origin` names the file in error messages."""
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin or 'configuration'}: expected a mapping of sections, got {_kind(raw)}")
+    unknown = [k for k in raw if k not in TOP_LEVEL]
+    if unknown:
+        raise ConfigError(f"{_where(origin, [unknown[0]])}unknown section (expected one of {', '.join(TOP_LEVEL)})")
+    # The sources' own files are expanded as they are read; inline ones here, with everything else.
+    raw = expand(raw, origin)
+    section = raw.get("gateway")
+    gateway = _model(GatewaySection, origin, ["gateway"], section).model_dump()
+    folder = gateway.pop("sources")
+    sources, files = _sources(raw, folder, Path(base) if base is not None else None, origin)
+    cache = _model(CacheSettings, origin, ["cache"], raw.get("cache"))
+    cfg = GatewayConfig(sources=sources, files=files, cache=cache, insights=_insights(raw.get("insights"), origin),
+                        **_serving(raw, origin), **gateway)
     if cfg.naive:
         cfg.cache.enabled = False
-    for role in (cfg.identity, cfg.crm):
-        if role not in sources:
-            raise ConfigError(f"gateway refers to source {role!r}, which is not configured")
+    for role in ("identity", "crm"):
+        name = getattr(cfg, role)
+        if name not in sources:
+            raise ConfigError(f"{_where(origin, ['gateway', role])}source {name!r} is not declared "
+                              f"(sources: {', '.join(sorted(sources)) or 'none'})")
     return cfg
 
 
+def inline(path: str | Path) -> dict[str, Any]:
+    """A config file as one self-contained dict, its sources folder's declarations written under
+    `sources:` (not yet expanded, not yet checked): for writing a variant of it elsewhere (the tests)."""
+    path = Path(path)
+    raw = _read_yaml(path, display_path(path)) or {}
+    gateway = dict(raw.get("gateway") or {})
+    folder = gateway.pop("sources", "")
+    if folder:
+        base = Path(folder) if Path(folder).is_absolute() else path.resolve().parent / folder
+        sources = dict(raw.get("sources") or {})
+        for name, file in sorted((p.stem, p) for p in base.iterdir() if p.suffix in SOURCE_SUFFIXES):
+            if name in sources:
+                raise ConfigError(f"{display_path(file)}: source {name!r} is also defined under `sources:` in "
+                                  f"{display_path(path)}")
+            sources[name] = _read_yaml(file, display_path(file)) or {}
+        raw = {**raw, "gateway": gateway, "sources": sources}
+    return raw
+
+
 def load(path: str | Path) -> GatewayConfig:
-    cfg = parse(yaml.safe_load(Path(path).read_text()))
+    """The configuration in a file, its sources folder and operations folder relative to the file."""
+    path = Path(path)
+    shown = display_path(path)
+    cfg = parse(_read_yaml(path, shown), path.resolve().parent, shown)
     folder = cfg.operations.folder
     if folder and not Path(folder).is_absolute():  # relative to the config file, not to the working directory
-        cfg.operations.folder = str(Path(path).resolve().parent / folder)
+        cfg.operations.folder = str(path.resolve().parent / folder)
     return cfg

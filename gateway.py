@@ -4,23 +4,34 @@
   python gateway.py serve --config gateway.yaml [--port 8000] [--workers 1]
   python gateway.py token --role ROLE [--sub SUBJECT] [--ttl SECONDS] [--config FILE]
   python gateway.py schema
+  python gateway.py check [--config gateway.yaml] [--ping] [--timeout 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import aiohttp
 import uvicorn
 
 import config as gateway_config
+import connectors
+from connectors.base import SourceError, SourceRejected
 from server.app import build_schema, create_app
 from server.auth import issue
+from server.operations import Registry, allow_list
 from server.policy import Policies
 
 HERE = Path(__file__).resolve().parent
@@ -107,12 +118,155 @@ def token(args: argparse.Namespace) -> None:
 
 def load_config(path: str) -> gateway_config.GatewayConfig:
     """The config, checked as `serve` needs it; a problem is one line, no traceback."""
+    return checked(path)[0]
+
+
+def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str]], Registry]:
+    """The config with everything `serve` would refuse at start checked: the files, each source's mapping
+    module and its entities, the role policies (every mask names a real field) and the registered
+    operations. Returns it with each source's entities and the allow-list; a problem exits in one line."""
     try:
         cfg = gateway_config.load(path)
-        Policies(build_schema(), cfg.roles, build_schema)  # every mask names a real field
-    except (OSError, gateway_config.ConfigError, ValueError) as exc:
+        origin = gateway_config.display_path(Path(path))
+        entities = {name: _entities(src, cfg.files.get(name) or origin) for name, src in cfg.sources.items()}
+        schema = build_schema()
+        try:
+            Policies(schema, cfg.roles, build_schema)
+            registry = allow_list(cfg.operations, cfg.roles, schema._schema)
+        except ValueError as exc:  # the policy's and the allow-list's messages carry their key path
+            raise gateway_config.ConfigError(f"{origin}: {exc}") from None
+    except (OSError, gateway_config.ConfigError) as exc:
         raise SystemExit(f"config error: {exc}") from None
-    return cfg
+    return cfg, entities, registry
+
+
+def _entities(src: Any, origin: str) -> list[str]:
+    """The entities a source's mapping module provides (importing it, as the connector will)."""
+    where = origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
+    try:
+        module = importlib.import_module(f"connectors.mappings.{src.mapping}")
+    except ImportError as exc:
+        raise gateway_config.ConfigError(f"{where}: mapping: no module connectors.mappings.{src.mapping} "
+                                          f"({exc})") from None
+    found = getattr(module, "ENTITIES", None)
+    if not isinstance(found, dict) or not found:
+        raise gateway_config.ConfigError(f"{where}: mapping: connectors.mappings.{src.mapping} has no ENTITIES")
+    return list(found)
+
+
+SECRET_PARAM = re.compile(r"pass|secret|token|key|sig|auth|credential", re.IGNORECASE)
+
+
+def hide(address: str) -> str:
+    """A URL or DSN fit to print: a password in it and secret-looking query values replaced by ***."""
+    try:
+        parts = urlsplit(address)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode([(k, "***" if SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*:/") \
+        if any(SECRET_PARAM.search(k) for k, _ in pairs) else parts.query
+    if netloc == parts.netloc and query == parts.query:
+        return address
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in (header, *rows))
+
+
+def _wrapped(items: list[str], width: int = 100) -> str:
+    lines, line = [], "  "
+    for item in items:
+        if len(line) + len(item) > width and line.strip():
+            lines.append(line.rstrip())
+            line = "  "
+        line += item + ", "
+    lines.append(line.rstrip().rstrip(","))
+    return "\n".join(lines)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Validate the configuration and print what it declares; with --ping, call each source once."""
+    cfg, entities, registry = checked(args.config)
+    origin = gateway_config.display_path(Path(args.config))
+    print(f"{origin}: valid")
+    rows = []
+    for name in sorted(cfg.sources):
+        src = cfg.sources[name]
+        auth = ", ".join(f"{h}: ***" for h in src.headers) or "-"
+        rows.append((name, src.kind, hide(src.dsn if src.kind == "sql" else src.url), ", ".join(entities[name]),
+                     auth, cfg.files.get(name) or f"{origin} (inline)"))
+    print(f"\nsources ({len(rows)}):")
+    print(_table(("name", "kind", "url / dsn", "entities", "headers", "declared in"), rows))
+    customer = build_schema()._schema.type_map["Customer"]
+    fields = [f"{n}: {f.type}" for n, f in customer.fields.items()]  # type: ignore[attr-defined]
+    print(f"\nCustomer fields ({len(fields)}):\n{_wrapped(fields)}")
+    print(f"\nroles ({len(cfg.roles)}):")
+    print(_table(("role", "reads", "denies", "masks", "mutations", "operations"), [
+        (n, ", ".join(r.read) if r.read == ["*"] else f"{len(r.read)} patterns", str(len(r.deny)),
+         ", ".join(f"{f} {m}" for f, m in r.mask.items()) or "-", ", ".join(r.mutations) or "none", r.operations)
+        for n, r in sorted(cfg.roles.items())]))
+    auth = "none (serve refuses to start)" if cfg.auth is None else cfg.auth.mode
+    print(f"\nauth: {auth}; registered operations: {len(registry)}"
+          + (f" in {gateway_config.display_path(Path(cfg.operations.folder))}" if cfg.operations.folder else ""))
+    if args.ping:
+        results = asyncio.run(ping(cfg, args.timeout))
+        print(f"\nping (one call per source, timeout {args.timeout:g} s):")
+        print(_table(("source", "status", "latency", "detail"), [
+            (n, "up" if up else "DOWN", f"{ms:.1f} ms", detail) for n, (up, ms, detail) in sorted(results.items())]))
+        down = sorted(n for n, (up, _, _) in results.items() if not up)
+        if down:
+            raise SystemExit(f"{len(down)} of {len(results)} sources down: {', '.join(down)}")
+        print(f"all {len(results)} sources up")
+
+
+PING_KEY = "customer-graph-ping-0"  # a key no system knows: "not found" still proves the source answers
+
+
+async def ping(cfg: gateway_config.GatewayConfig, timeout_s: float) -> dict[str, tuple[bool, float, str]]:
+    """Each source asked once for one of its entities, concurrently: (up, milliseconds, detail)."""
+    configs = {n: s.model_copy(update={"timeout_s": min(s.timeout_s, timeout_s), "retries": 0})
+               for n, s in cfg.sources.items()}
+    missing = {n: f"no such database file {db}" for n, s in configs.items()
+               if s.kind == "sql" and (db := _sqlite_file(s.dsn)) and not Path(db).exists()}
+    async with aiohttp.ClientSession() as session:
+        built = connectors.build({n: s for n, s in configs.items() if n not in missing}, session)
+
+        async def one(name: str) -> tuple[bool, float, str]:
+            conn = built[name]
+            entity = next(iter(conn.entities))
+            start = time.perf_counter()
+            try:
+                found = await conn.fetch(entity, [PING_KEY])
+                detail = f"{entity}: {'found' if found else 'not found'}"
+                up = True
+            except SourceRejected as exc:
+                up, detail = True, f"{entity}: answered, refused the key ({exc.code})"
+            except SourceError as exc:
+                up, detail = False, f"{exc.code}: {str(exc).removeprefix(f'{name}: ')}"
+            return up, (time.perf_counter() - start) * 1000, detail
+
+        try:
+            answers = await asyncio.gather(*(one(n) for n in built))
+        finally:
+            for conn in built.values():
+                await conn.close()
+    out = {n: (False, 0.0, f"SOURCE_UNAVAILABLE: {why}") for n, why in missing.items()}
+    out.update(zip(built, answers))
+    return out
+
+
+def _sqlite_file(dsn: str) -> str:
+    """The database file of a SQLite DSN (empty for other databases and in-memory ones)."""
+    m = re.match(r"sqlite(\+\w+)?:///([^?]+)", dsn)
+    return m.group(2) if m and m.group(2) != ":memory:" else ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--ttl", type=int, default=0, help="seconds it is valid (default: auth.default_ttl_s)")
     t.add_argument("--config", default=str(HERE / "gateway.yaml"))
     sub.add_parser("schema", help="print the GraphQL SDL")
+    c = sub.add_parser("check", help="validate the configuration and print its sources, Customer fields and roles")
+    c.add_argument("--config", default=str(HERE / "gateway.yaml"))
+    c.add_argument("--ping", action="store_true", help="also call each source once: up or down, and how fast")
+    c.add_argument("--timeout", type=float, default=3.0, help="seconds each ping may take (default 3)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "schema":
@@ -145,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
         demo(args)
     elif args.cmd == "token":
         token(args)
+    elif args.cmd == "check":
+        check(args)
     else:
         cfg = load_config(args.config)
         if cfg.auth is None:

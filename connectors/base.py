@@ -6,9 +6,11 @@ import asyncio
 import importlib
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 
@@ -55,28 +57,51 @@ class Rejection:
                 and self.body_contains.encode() in body)
 
 
-@dataclass
-class SourceConfig:
-    """One entry under `sources:` in gateway.yaml."""
+KINDS = ("sql", "rest", "graphql", "xml")
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class SourceConfig(BaseModel):
+    """One source: a file `sources/<name>.yaml` (its name is the file's stem) or an entry under
+    `sources:` in gateway.yaml. Checked at start: unknown keys and out-of-range values are refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: str  # sql | rest | graphql | xml
+    kind: Literal["sql", "rest", "graphql", "xml"]
     mapping: str  # module under connectors/mappings
     system: str  # the crosswalk's name for this system
     url: str = ""
     dsn: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout_s: float = 2.0  # the most one call may take, retries included
-    concurrency: int = 16  # calls in flight at once (the bulkhead)
-    queue: int = 512  # calls waiting for a slot; beyond that they fail at once
-    retries: int = 2  # on connection errors and 502/503/504 only
-    retry_backoff_ms: float = 50.0
-    circuit_failures: int = 5  # failed calls in a row that open the circuit
-    circuit_reset_s: float = 5.0  # how long it stays open before one probe call
-    max_body_bytes: int = 8 * 1024 * 1024
-    ttl_s: dict[str, float] = field(default_factory=dict)  # cache freshness per entity
-    negative_ttl_s: float | None = None  # cache freshness of "not known here"
-    options: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = {}
+    timeout_s: float = Field(2.0, gt=0)  # the most one call may take, retries included
+    concurrency: int = Field(16, ge=1)  # calls in flight at once (the bulkhead)
+    queue: int = Field(512, ge=0)  # calls waiting for a slot; beyond that they fail at once
+    retries: int = Field(2, ge=0, le=10)  # on connection errors and 502/503/504 only
+    retry_backoff_ms: float = Field(50.0, ge=0)
+    circuit_failures: int = Field(5, ge=1)  # failed calls in a row that open the circuit
+    circuit_reset_s: float = Field(5.0, gt=0)  # how long it stays open before one probe call
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1)
+    ttl_s: dict[str, PositiveSeconds] = {}  # cache freshness per entity
+    negative_ttl_s: PositiveSeconds | None = None  # cache freshness of "not known here"
+    options: dict[str, Any] = {}
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _header_values(cls, value: Any) -> Any:
+        """A number written as a header value (`X-Version: 3`) is sent as its text."""
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                    for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _address(self) -> SourceConfig:
+        if self.kind == "sql" and not self.dsn:
+            raise ValueError("dsn: required for kind sql")
+        if self.kind != "sql" and not self.url:
+            raise ValueError(f"url: required for kind {self.kind}")
+        return self
 
 
 # A mapping's fetcher: given the connector and many keys, the records found, by key.

@@ -138,8 +138,9 @@ def running_gateway(config: dict[str, Any], workdir: Path, name: str) -> Iterato
 
 
 def gateway_config(estate: Estate, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """gateway.yaml with the HTTP sources pointed at this estate and the SQL ones at its files."""
-    cfg = yaml.safe_load((ROOT / "gateway.yaml").read_text())
+    """gateway.yaml and its sources folder as one self-contained dict (the sources inline), with the HTTP
+    sources pointed at this estate and the SQL ones at its files."""
+    cfg = gateway_settings.inline(ROOT / "gateway.yaml")
     for name, src in cfg["sources"].items():
         if src["kind"] == "sql":
             src["dsn"] = f"sqlite+aiosqlite:///{estate.data.resolve() / (name + '.sqlite')}"
