@@ -140,12 +140,12 @@ def _kind(value: Any) -> str:
 
 
 def source_config(name: str, raw: Any, origin: str = "", section: Sequence[Any] = ()) -> SourceConfig:
-    """One source's declaration; `mapping` and `system` default to its name."""
+    """One source's declaration; `system` (and `mapping`, see SourceConfig.module) default to its name."""
     if isinstance(raw, dict) and "name" in raw:
         where = _where(origin, [*section, "name"])
         raise ConfigError(f"{where}not a setting: a source's name is "
                           f"{'the file name' if not section else 'its key under sources'}")
-    base = {"mapping": name, "system": name, **raw} if isinstance(raw, dict) else raw
+    base = {"system": name, **raw} if isinstance(raw, dict) else raw
     return _model(SourceConfig, origin, section, base, name=name)  # type: ignore[no-any-return]
 
 

@@ -29,6 +29,8 @@ import uvicorn
 import config as gateway_config
 import connectors
 from connectors.base import SourceError, SourceRejected
+from connectors.declaration import record_class
+from connectors.mapping import compile_mapping
 from server.app import build_schema, create_app
 from server.auth import issue
 from server.operations import Registry, allow_list
@@ -141,17 +143,29 @@ def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str
 
 
 def _entities(src: Any, origin: str) -> list[str]:
-    """The entities a source's mapping module provides (importing it, as the connector will)."""
+    """The entities a source provides: those it declares (each mapping compiled, as the connector will)
+    and those of its mapping module if it uses one (imported, as the connector will)."""
     where = origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
-    try:
-        module = importlib.import_module(f"connectors.mappings.{src.mapping}")
-    except ImportError as exc:
-        raise gateway_config.ConfigError(f"{where}: mapping: no module connectors.mappings.{src.mapping} "
-                                          f"({exc})") from None
-    found = getattr(module, "ENTITIES", None)
-    if not isinstance(found, dict) or not found:
-        raise gateway_config.ConfigError(f"{where}: mapping: connectors.mappings.{src.mapping} has no ENTITIES")
-    return list(found)
+    for name, entity in src.entities.items():
+        try:
+            compile_mapping(entity.mapping, record_class(entity.record), name=f"{src.name}.{name}")
+        except ValueError as exc:  # a MappingError starts with the key path inside the mapping
+            raise gateway_config.ConfigError(f"{where}: entities.{name}.mapping.{exc}") from None
+    found: Any = {}
+    if src.module:
+        try:
+            module = importlib.import_module(f"connectors.mappings.{src.module}")
+        except ImportError as exc:
+            raise gateway_config.ConfigError(f"{where}: mapping: no module connectors.mappings.{src.module} "
+                                              f"({exc})") from None
+        found = getattr(module, "ENTITIES", {})
+        if not isinstance(found, dict) or not (found or src.entities):
+            raise gateway_config.ConfigError(f"{where}: mapping: connectors.mappings.{src.module} has no ENTITIES")
+        both = sorted(set(found) & set(src.entities))
+        if both:
+            raise gateway_config.ConfigError(f"{where}: entities.{both[0]}: declared and also in "
+                                              f"connectors.mappings.{src.module}")
+    return [*src.entities, *found]
 
 
 SECRET_PARAM = re.compile(r"pass|secret|token|key|sig|auth|credential", re.IGNORECASE)

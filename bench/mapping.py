@@ -6,13 +6,13 @@ The payloads are the demo estate's, as its servers send them (JSON round trip of
 data). Each candidate maps every record of each entity; the table shows µs per record (best of
 `--repeat` runs; the slow interpreters run on the first records only, see the "records" column).
 
-- hand-written: connectors/mappings/*.py, as the gateway runs today.
+- hand-written: the mappings the gateway ran before declarations (kept in tests/handwritten/).
 - paths (interpreted): the declaration walked per record, each field a precompiled closure
   (item lookups) and a converter: what a naive declarative engine costs.
 - jmespath / jsonata / cel-rust / cel-python: the same walk, but every field's source is that
   language's compiled expression, evaluated per field (JMESPath has no arithmetic: its duration
   reads `[endEpoch, startEpoch]` and subtracts in Python).
-- compiled: connectors.mapping.compile_mapping, the engine the gateway will use.
+- compiled: connectors.mapping.compile_mapping, the engine the gateway uses.
 
 The candidates' libraries are not dependencies of the gateway; to measure them:
     pip install jmespath==1.1.0 jsonata-python==0.7.1 common-expression-language==0.10.0
@@ -32,8 +32,8 @@ from typing import Any
 from bench.common import table
 from connectors import mapping as engine
 from connectors.mapping import RecordMapping, compile_mapping, path_steps
-from connectors.mappings import billing, contact, marketing
 from connectors.records import Account, Interaction, MarketingContact
+from tests.handwritten import billing, contact, marketing
 
 BILLING = """
 fields:

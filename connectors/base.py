@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connectors.declaration import Entity, OffsetPages
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 
 T = TypeVar("T")
@@ -69,7 +70,9 @@ class SourceConfig(BaseModel):
 
     name: str
     kind: Literal["sql", "rest", "graphql", "xml"]
-    mapping: str  # module under connectors/mappings
+    # A Python module under connectors/mappings for what `entities` cannot declare (its ENTITIES and
+    # ACTIONS); by default the source's name, imported only when the source declares no entities.
+    mapping: str = ""
     system: str  # the crosswalk's name for this system
     url: str = ""
     dsn: str = ""
@@ -85,6 +88,7 @@ class SourceConfig(BaseModel):
     ttl_s: dict[str, PositiveSeconds] = {}  # cache freshness per entity
     negative_ttl_s: PositiveSeconds | None = None  # cache freshness of "not known here"
     options: dict[str, Any] = {}
+    entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py); kind rest
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -101,7 +105,26 @@ class SourceConfig(BaseModel):
             raise ValueError("dsn: required for kind sql")
         if self.kind != "sql" and not self.url:
             raise ValueError(f"url: required for kind {self.kind}")
+        if self.entities and self.kind != "rest":
+            raise ValueError(f"entities: declared entities are for kind rest; kind {self.kind} names a mapping module")
+        for name, e in self.entities.items():
+            p = e.pagination
+            if p is not None and not (p.page_size or "page_size" in self.options) \
+                    and (isinstance(p, OffsetPages) or p.size_param):
+                raise ValueError(f"entities.{name}.pagination.page_size: required (or options.page_size)")
         return self
+
+    @model_validator(mode="after")
+    def _module(self) -> SourceConfig:
+        if not self.mapping:  # by default the source's name (not marked as set: see `module`)
+            object.__setattr__(self, "mapping", self.name)
+        return self
+
+    @property
+    def module(self) -> str | None:
+        """The mapping module to import: the one named, or by default the source's name when the
+        source declares no entities; None when the declaration says everything."""
+        return self.mapping if "mapping" in self.model_fields_set or not self.entities else None
 
 
 # A mapping's fetcher: given the connector and many keys, the records found, by key.
@@ -109,15 +132,18 @@ Fetcher = Callable[[Any, list[str]], Awaitable[dict[str, Any]]]
 
 
 class Connector:
-    """Fetches many keys of one entity per call, through a system-specific mapping."""
+    """Fetches many keys of one entity per call, through its declaration or a mapping module."""
 
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
         self.name = config.name
         self.bulkhead = Bulkhead(config.concurrency, config.queue)
         self.circuit = CircuitBreaker(config.circuit_failures, config.circuit_reset_s)
-        self.module: ModuleType = importlib.import_module(f"connectors.mappings.{config.mapping}")
-        self.entities: dict[str, Fetcher] = self.module.ENTITIES
+        self.module: ModuleType | None = importlib.import_module(f"connectors.mappings.{config.module}") \
+            if config.module else None
+        self.entities: dict[str, Fetcher] = dict(getattr(self.module, "ENTITIES", {}))
+        self.actions: dict[str, Callable[[Any, dict[str, Any]], Awaitable[Any]]] = dict(
+            getattr(self.module, "ACTIONS", {}))
         self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
 
     def error(self, code: str, message: str, detail: str = "", retryable: bool = False) -> SourceError:
@@ -133,8 +159,8 @@ class Connector:
         return await self.protected(lambda: self.entities[entity](self, keys), deadline)
 
     async def write(self, action: str, payload: dict[str, Any], deadline: float | None = None) -> Any:
-        """A write the mapping defines (its `ACTIONS`), under the same protections as a read."""
-        actions: dict[str, Any] = getattr(self.module, "ACTIONS", {})
+        """A write the mapping module defines (its `ACTIONS`), under the same protections as a read."""
+        actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
         return await self.protected(lambda: actions[action](self, payload), deadline)

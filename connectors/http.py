@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import aiohttp
@@ -31,19 +31,20 @@ class HttpConnector(Connector):
         self.session = session
         self.base = config.url.rstrip("/")
 
-    async def request(self, method: str, path: str, *, missing_ok: bool = False,
+    async def request(self, method: str, path: str, *, not_found: Collection[int] = (),
                       headers: dict[str, str] | None = None, rejects: Sequence[Rejection] = (),
                       **kw: Any) -> bytes | None:
-        """The body of a 2xx answer; None for a 404 when `missing_ok`; a SourceRejected for a 4xx answer
-        one of `rejects` declares the client's mistake; a SourceError otherwise."""
+        """The body of a 2xx answer; None for a status of `not_found` (the source does not know the
+        resource: no failure); a SourceRejected for a 4xx answer one of `rejects` declares the client's
+        mistake; a SourceError otherwise."""
         headers = {**self.config.headers, **headers} if headers else self.config.headers
-        return await self.guarded(lambda: self._once(method, path, missing_ok, headers, rejects, kw))
+        return await self.guarded(lambda: self._once(method, path, not_found, headers, rejects, kw))
 
-    async def _once(self, method: str, path: str, missing_ok: bool, headers: dict[str, str],
+    async def _once(self, method: str, path: str, not_found: Collection[int], headers: dict[str, str],
                     rejects: Sequence[Rejection], kw: dict[str, Any]) -> bytes | None:
         try:
             async with self.session.request(method, self.base + path, headers=headers, **kw) as resp:
-                if resp.status == 404 and missing_ok:
+                if resp.status in not_found:
                     return None
                 body = await self._read_capped(resp)
                 if resp.status >= 400:
@@ -72,9 +73,9 @@ class HttpConnector(Connector):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def json(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
+    async def json(self, method: str, path: str, *, not_found: Collection[int] = (), **kw: Any) -> Any:
         """A JSON answer, parsed; malformed JSON is a bad response."""
-        body = await self.request(method, path, missing_ok=missing_ok, **kw)
+        body = await self.request(method, path, not_found=not_found, **kw)
         if body is None:
             return None
         try:

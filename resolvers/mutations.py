@@ -45,7 +45,7 @@ async def _customer(info: Info, customer_id: str) -> CustomerData:
 
 def _writer(ctx: Context, entity: str, action: str) -> Connector:
     for c in ctx.providers(entity):
-        if action in getattr(c.module, "ACTIONS", {}):
+        if action in c.actions:
             return c
     raise BadUserInput(f"no configured source accepts {action}")
 

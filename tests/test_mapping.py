@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.mapping import MappingError, compile_mapping
-from connectors.mappings import analytics, billing, contact, helpdesk, marketing, shipping, staff
+from tests.handwritten import analytics, billing, contact, helpdesk, marketing, shipping, staff
 from connectors.records import Account, Agent, Interaction, MarketingContact, Shipment, Ticket, WebSession
 from estate.generate import generate
 

@@ -1,32 +1,15 @@
-"""Contact center (REST/JSON, batch search, epoch times): interactions keyed by phone number (E.164)."""
+"""Contact center: the recordInteraction write (writes are not declared yet; the reads are declared
+in sources/contact.yaml, whose compiled `interactions` mapping reads the write's answer)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from connectors.base import Rejection
-from connectors.records import Channel, Interaction, Outcome
+from connectors.records import Interaction
 from connectors.rest import RestConnector
 
-OUTCOMES = {"resolved": Outcome.RESOLVED, "callback": Outcome.CALLBACK, "escalated": Outcome.ESCALATED,
-            "abandoned": Outcome.ABANDONED, "sale": Outcome.SALE}
-
-
-def interaction(raw: dict[str, Any], phone: str) -> Interaction:
-    start, end = int(raw["startEpoch"]), int(raw["endEpoch"])
-    return Interaction(id=raw["interactionId"], phone=phone, channel=Channel(raw["mediaType"]),
-                       started_at=datetime.fromtimestamp(start, timezone.utc), duration_s=max(0, end - start),
-                       agent_id=raw.get("agentId"), outcome=OUTCOMES[raw["disposition"]], summary=raw["summary"])
-
-
-async def fetch_interactions(c: RestConnector, keys: list[str]) -> dict[str, list[Interaction]]:
-    answer = await c.json("POST", "/v1/interactions/search", json={"phoneNumbers": keys})
-    return {r["phoneNumber"]: [interaction(i, r["phoneNumber"]) for i in r["interactions"]]
-            for r in answer["results"]}
-
-
-ENTITIES = {"interactions": fetch_interactions}
+ENTITIES: dict[str, Any] = {}  # every read is declared
 
 # The contact center's 422s are the caller's input refused, not the contact center failing.
 CREATE_REJECTIONS = (
@@ -44,7 +27,9 @@ async def create_interaction(c: RestConnector, payload: dict[str, Any]) -> Inter
             "agentId": payload.get("agent_id")}
     answer = await c.json("POST", "/v1/interactions", json=body,
                           headers={"Idempotency-Key": payload["idempotency_key"]}, rejects=CREATE_REJECTIONS)
-    return interaction(answer["interaction"], payload["phone"])
+    # The answer's interaction has the shape of a search result's; its group item carries the phone.
+    interaction: Interaction = c.mappers["interactions"](answer["interaction"], {"phoneNumber": payload["phone"]})
+    return interaction
 
 
 ACTIONS = {"create_interaction": create_interaction}

@@ -1,4 +1,4 @@
-"""Billing (REST/JSON, batch lookup, API key): accounts with invoices, keyed by account number."""
+"""The hand-written mapping of Billing (REST/JSON, batch lookup, API key): accounts with invoices, keyed by account number."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 from connectors.records import Account, AccountStatus, Invoice, InvoiceStatus
-from connectors.rest import RestConnector
 
 
 def invoice(raw: dict[str, Any], account: str) -> Invoice:
@@ -21,11 +20,3 @@ def account(raw: dict[str, Any]) -> Account:
                    currency=raw["currency"], balance=float(raw["balance"]), overdue=bool(raw["overdue"]),
                    days_past_due=int(raw.get("daysPastDue") or 0),
                    invoices=[invoice(i, number) for i in raw.get("invoices", ())])
-
-
-async def fetch_accounts(c: RestConnector, keys: list[str]) -> dict[str, Account]:
-    answer = await c.json("POST", "/api/accounts/lookup", json={"accountNumbers": keys})
-    return {a["accountNumber"]: account(a) for a in answer["accounts"]}
-
-
-ENTITIES = {"accounts": fetch_accounts}

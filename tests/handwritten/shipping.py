@@ -1,13 +1,11 @@
-"""Shipping (REST/JSON batch query): shipments keyed by order number."""
+"""The hand-written mapping of Shipping (REST/JSON batch query): shipments keyed by order number."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from connectors.records import Shipment, ShipmentStatus
-from connectors.rest import RestConnector
 
 CODES = {"LBL": ShipmentStatus.LABEL_CREATED, "INT": ShipmentStatus.IN_TRANSIT, "OFD": ShipmentStatus.OUT_FOR_DELIVERY,
          "DLV": ShipmentStatus.DELIVERED, "EXC": ShipmentStatus.EXCEPTION, "RTN": ShipmentStatus.RETURNED}
@@ -18,14 +16,3 @@ def shipment(raw: dict[str, Any]) -> Shipment:
                     tracking_number=raw["trackingNumber"], status=CODES[raw["statusCode"]],
                     shipped_at=datetime.fromisoformat(raw["shippedAt"]) if raw.get("shippedAt") else None,
                     delivered_at=datetime.fromisoformat(raw["deliveredAt"]) if raw.get("deliveredAt") else None)
-
-
-async def fetch_shipments(c: RestConnector, keys: list[str]) -> dict[str, list[Shipment]]:
-    answer = await c.json("POST", "/v2/shipments/query", json={"orderNumbers": keys})
-    out: dict[str, list[Shipment]] = defaultdict(list)
-    for raw in answer["shipments"]:
-        out[raw["orderNumber"]].append(shipment(raw))
-    return out
-
-
-ENTITIES = {"shipments": fetch_shipments}

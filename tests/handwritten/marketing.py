@@ -1,4 +1,4 @@
-"""Marketing automation (REST/JSON, offset pages, bearer token): contacts with offers sent."""
+"""The hand-written mapping of Marketing automation (REST/JSON, offset pages, bearer token): contacts with offers sent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from connectors.records import Channel, MarketingContact, Offer, OfferResponse
-from connectors.rest import RestConnector
 
 
 def _when(value: str | None) -> datetime | None:
@@ -25,12 +24,3 @@ def contact(raw: dict[str, Any]) -> MarketingContact:
     return MarketingContact(contact_id=raw["contactId"], opted_out=bool(raw["unsubscribed"]),
                             opted_out_at=_when(raw.get("unsubscribedAt")),
                             offers=[offer(s) for s in raw.get("sends", ())])
-
-
-async def fetch_contacts(c: RestConnector, keys: list[str]) -> dict[str, MarketingContact]:
-    items = await c.offset_pages("/rest/v3/contacts", {"ids": ",".join(keys)}, "contacts",
-                                 int(c.config.options.get("page_size", 200)))
-    return {raw["contactId"]: contact(raw) for raw in items}
-
-
-ENTITIES = {"marketing": fetch_contacts}
