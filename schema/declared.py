@@ -41,6 +41,10 @@ Names resolve across the whole set in any order, forward references and cycles i
 exists before any field is typed. Fields computed by the framework (a resolver, e.g. an order's
 shipments from another source) are added with `Graph.add_field` before `Graph.finish()` decorates the
 GraphQL types; `Graph.annotation("[Shipment!]")` gives a field's Python type from the same notation.
+
+Records and enums pickle (the cache's Redis tier and size sampling pickle records): a graph registers
+them as `schema.registered.<Name>` (their `__module__`), so a process builds its graph once, at start,
+and every schema it builds (one per role) uses that one graph's classes.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ from graphql import GraphQLError, ListTypeNode, NamedTypeNode, NonNullTypeNode, 
 from graphql.language import parse_type
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from strawberry.types.field import StrawberryField
+
+from schema import registered
 
 # GraphQL scalar name -> (the record's Python type, the strawberry annotation)
 SCALARS: dict[str, tuple[type, Any]] = {
@@ -318,7 +324,7 @@ class Graph:
     Until `finish()` the GraphQL types are plain classes (every name already resolvable, so fields
     added with `add_field` can refer to any of them); `finish()` makes them strawberry types."""
 
-    def __init__(self, declarations: Declarations | Mapping[str, Any] | str, *, module: str = __name__) -> None:
+    def __init__(self, declarations: Declarations | Mapping[str, Any] | str, *, register: bool = True) -> None:
         self.declarations = Declarations.load(declarations)
         self.enums: dict[str, type[enum.Enum]] = {}
         self.records: dict[str, type] = {}
@@ -327,11 +333,11 @@ class Graph:
         self._extra: dict[str, dict[str, StrawberryField]] = {}
         decls = self.declarations
         for name, e in decls.enums.items():
-            self.enums[name] = _make_enum(name, e, module)
+            self.enums[name] = _make_enum(name, e, _module(register))
         for name, t in decls.types.items():
-            self.records[name] = _make_record(name, t, module, decls.enums, self.enums)
+            self.records[name] = _make_record(name, t, _module(register), decls.enums, self.enums)
             if not t.private:
-                self.types[name] = type(name, (), {"__module__": module, "__qualname__": name,
+                self.types[name] = type(name, (), {"__module__": __name__, "__qualname__": name,
                                                    "__doc__": t.description})
         for name, t in decls.types.items():  # every class exists: now the annotations
             rec = self.records[name]
@@ -339,6 +345,9 @@ class Graph:
                 hint = self.annotation(f.type, graphql=False)
                 rec.__annotations__[fname] = hint
                 rec.__dataclass_fields__[fname].type = hint  # type: ignore[attr-defined]
+        if register:
+            for name, cls in [*self.enums.items(), *self.records.items()]:
+                setattr(registered, name, cls)
 
     def annotation(self, ref: str | TypeRef, *, graphql: bool = True) -> Any:
         """The Python type of a GraphQL type reference: for the strawberry type (`graphql`), or the record's."""
@@ -405,6 +414,10 @@ def _is_type_of(classes: tuple[type, ...]) -> Any:
     return staticmethod(is_type_of)
 
 
+def _module(register: bool) -> str:
+    return registered.__name__ if register else __name__
+
+
 def _make_enum(name: str, decl: EnumDecl, module: str) -> type[enum.Enum]:
     values = decl.python_values()
     members = [(n, strawberry.enum_value(values[n], description=v.description) if v.description else values[n])
@@ -431,11 +444,11 @@ def _make_record(name: str, decl: TypeDecl, module: str, enum_decls: Mapping[str
 
 def build_types(declarations: Declarations | Mapping[str, Any] | str, *,
                 fields: Callable[[Graph], Mapping[str, Mapping[str, StrawberryField]]] | None = None,
-                module: str = __name__) -> Graph:
+                register: bool = True) -> Graph:
     """Records, GraphQL types and enums from declarations, finished. `fields(graph)` returns framework
     fields to add, by type name then field name (called with the unfinished graph, so it can use
     `graph.annotation`)."""
-    graph = Graph(declarations, module=module)
+    graph = Graph(declarations, register=register)
     for type_name, extra in (fields(graph) if fields else {}).items():
         for name, f in extra.items():
             graph.add_field(type_name, name, f)

@@ -5,8 +5,10 @@ schema, on the executor's one-step path, and in unions."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
+import pickle
 import timeit
 import types
 import typing
@@ -337,6 +339,16 @@ def test_record_defaults_are_fresh_and_records_are_slotted() -> None:
     assert repr(b) == "BillingAccount(number='BA-1', holder=None, status=<AccountStatus.ACTIVE: 'active'>, " \
                       "currency='EUR', balance=0.0, overdue=False, days_past_due=0, invoices=[])"
     assert "CrmRecord" in GRAPH.records and "CrmRecord" not in GRAPH.types  # private: a record only
+
+
+def test_records_and_enums_pickle_by_their_registered_name() -> None:
+    graph = build_types(DECLARATIONS)
+    account = compile_mapping(ACCOUNT_MAPPING, make=graph.records["BillingAccount"])(PAYLOAD)
+    back = pickle.loads(pickle.dumps(account, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == account and type(back) is graph.records["BillingAccount"]
+    assert back.invoices[0].status is graph.enums["InvoiceStatus"].OVERDUE
+    assert graph.records["BillingAccount"].__module__ == "schema.registered"
+    assert copy.deepcopy(account) == account
 
 
 # --- mapped records through the built schema ----------------------------------------------------------
