@@ -3,7 +3,9 @@
 gateway.yaml holds the gateway's own settings and names a folder of sources (`gateway: {sources:
 sources}`, relative to the file's directory); each `sources/<name>.yaml` declares one system, its name
 being the file's stem. Sources may also be written inline under `sources:` (the tests build configs
-that way); a name defined in both places is an error. `${VAR}` and `${VAR:-default}` in any string are
+that way); a name defined in both places is an error. A source's `types:` and `enums:` (and those of a
+shared file, named `_...`, which is not a source) are the GraphQL types its entities become: built once
+per process by schema/graph.py, checked here to be the ones it built. `${VAR}` and `${VAR:-default}` in any string are
 read from the environment.
 
 Every section is a pydantic v2 model (the sources' in connectors/, the cache's in cache/, the serving
@@ -26,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cache.settings import CacheSettings
 from connectors.base import KINDS, SourceConfig
 from resolvers.rules import Insights, parse_insights
+from schema import graph
+from schema.declared import DeclarationError
 from server.settings import ApqSettings, AuthSettings, CorsSettings, LimitSettings, OperationsSettings, RoleSettings
 
 __all__ = ["KINDS", "ConfigError", "GatewayConfig", "display_path", "inline", "load", "parse"]
@@ -139,12 +143,44 @@ def _kind(value: Any) -> str:
         type(value), type(value).__name__)
 
 
+def check_types(raw: Any, origin: str = "", section: Sequence[Any] = ()) -> None:
+    """A declaration file's `types:` and `enums:` must be those the process's graph was built from."""
+    if not isinstance(raw, dict) or not any(k in raw for k in graph.SECTIONS):
+        return
+    built = graph.GRAPH.declarations
+    types = raw.get("types")
+    if isinstance(types, dict):  # a copy written with sorted keys: the fields in the built order
+        raw = {**raw, "types": {n: _in_order(t, built.types[n]) if n in built.types else t for n, t in types.items()}}
+    try:
+        mine = graph.declarations_of(raw, origin)
+    except DeclarationError as exc:
+        raise ConfigError(f"{_where('', section)}{exc}" if section else str(exc)) from None
+    for kind, decls, have in (("enums", mine.enums, built.enums), ("types", mine.types, built.types)):
+        for name, decl in decls.items():
+            if have.get(name) != decl:
+                raise ConfigError(f"{_where(origin, [*section, kind, name])}not as the gateway's types were built "
+                                  f"(from {display_path(graph.folder())}, once per process; CUSTOMER_GRAPH_TYPES "
+                                  f"names another folder)")
+
+
+def _in_order(raw: Any, built: Any) -> Any:
+    fields = raw.get("fields") if isinstance(raw, dict) else None
+    if not isinstance(fields, dict):
+        return raw
+    order = {name: i for i, name in enumerate(built.fields)}
+    return {**raw, "fields": dict(sorted(fields.items(), key=lambda kv: order.get(kv[0], len(order))))}
+
+
 def source_config(name: str, raw: Any, origin: str = "", section: Sequence[Any] = ()) -> SourceConfig:
-    """One source's declaration; `system` (and `mapping`, see SourceConfig.module) default to its name."""
+    """One source's declaration; `system` (and `mapping`, see SourceConfig.module) default to its name.
+    Its `types:` and `enums:` are checked against the process's graph (schema/graph.py), not kept here."""
     if isinstance(raw, dict) and "name" in raw:
         where = _where(origin, [*section, "name"])
         raise ConfigError(f"{where}not a setting: a source's name is "
                           f"{'the file name' if not section else 'its key under sources'}")
+    if isinstance(raw, dict) and any(k in raw for k in graph.SECTIONS):
+        check_types(raw, origin, section)
+        raw = {k: v for k, v in raw.items() if k not in graph.SECTIONS}
     base = {"system": name, **raw} if isinstance(raw, dict) else raw
     return _model(SourceConfig, origin, section, base, name=name)  # type: ignore[no-any-return]
 
@@ -181,6 +217,9 @@ def _declared(folder: Path, origin: str) -> dict[str, tuple[Any, str]]:
         raw = _read_yaml(path, shown)
         if raw is None:
             raw = {}
+        if graph.shared(path):  # shared types and enums, not a source
+            check_types(raw, shown)
+            continue
         if not isinstance(raw, dict):
             raise ConfigError(f"{shown}: expected the source's settings (kind, url or dsn, ...), got {_kind(raw)}")
         out[path.stem] = (expand(raw, shown), shown)
@@ -259,7 +298,8 @@ def parse(raw: dict[str, Any] | None, base: str | Path | None = None, origin: st
 
 def inline(path: str | Path) -> dict[str, Any]:
     """A config file as one self-contained dict, its sources folder's declarations written under
-    `sources:` (not yet expanded, not yet checked): for writing a variant of it elsewhere (the tests)."""
+    `sources:` (not yet expanded, not yet checked): for writing a variant of it elsewhere (the tests).
+    Their `types:` and `enums:` are left out: the process builds its types from its own folder."""
     path = Path(path)
     raw = _read_yaml(path, display_path(path)) or {}
     gateway = dict(raw.get("gateway") or {})
@@ -267,11 +307,15 @@ def inline(path: str | Path) -> dict[str, Any]:
     if folder:
         base = Path(folder) if Path(folder).is_absolute() else path.resolve().parent / folder
         sources = dict(raw.get("sources") or {})
-        for name, file in sorted((p.stem, p) for p in base.iterdir() if p.suffix in SOURCE_SUFFIXES):
+        for name, file in sorted((p.stem, p) for p in base.iterdir()
+                                 if p.suffix in SOURCE_SUFFIXES and not graph.shared(p)):
             if name in sources:
                 raise ConfigError(f"{display_path(file)}: source {name!r} is also defined under `sources:` in "
                                   f"{display_path(path)}")
-            sources[name] = _read_yaml(file, display_path(file)) or {}
+            settings = _read_yaml(file, display_path(file)) or {}
+            if isinstance(settings, dict):  # the types are the process's (schema/graph.py), not the copy's
+                settings = {k: v for k, v in settings.items() if k not in graph.SECTIONS}
+            sources[name] = settings
         raw = {**raw, "gateway": gateway, "sources": sources}
     return raw
 

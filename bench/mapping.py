@@ -32,8 +32,8 @@ from typing import Any
 from bench.common import table
 from connectors import mapping as engine
 from connectors.mapping import RecordMapping, compile_mapping, path_steps
-from connectors.records import Account, Interaction, MarketingContact
 from tests.handwritten import billing, contact, marketing
+from tests.handwritten.records import Account, Interaction, MarketingContact
 
 BILLING = """
 fields:

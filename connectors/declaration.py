@@ -28,7 +28,6 @@ reports as SOURCE_BAD_RESPONSE.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -155,7 +154,7 @@ class Entity(_Model):
     group: Group | None = None
     not_found: list[Annotated[int, Field(ge=400, le=599)]] = Field(
         [], description="statuses that mean the key is unknown (not a failure)")
-    record: str = Field(description="the record class in connectors/records.py")
+    record: str = Field(description="the declared type whose record this entity's mapping makes")
     mapping: RecordMapping
 
     @field_validator("record")
@@ -181,11 +180,12 @@ class Entity(_Model):
 
 
 def record_class(name: str) -> type:
-    """A record class of connectors/records.py by name, or ValueError."""
-    from connectors import records
-    found = getattr(records, name, None)
-    if not (isinstance(found, type) and dataclasses.is_dataclass(found)):
-        raise ValueError(f"no record class {name!r} in connectors/records.py")
+    """The record class of a declared type (schema/graph.py: the types of every declaration file), or
+    ValueError."""
+    from schema.graph import records
+    found = records.get(name)
+    if found is None:
+        raise ValueError(f"no record class {name!r}: no declared type of that name (under types: in a declaration file)")
     return found
 
 

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 
 from strawberry.types import Info
 
-from connectors.records import UNRESOLVED, Agent, Outcome
 from resolvers.context import Context
 from resolvers.customer import CustomerData, records
 from resolvers.errors import BadUserInput
 from resolvers.rules import Insights
+from resolvers.vocabulary import UNRESOLVED
+from schema.graph import enum, record
+
+Agent, Outcome = record("Agent"), enum("Outcome")
 
 GOOD = {Outcome.RESOLVED, Outcome.SALE}
 BAD = {Outcome.ESCALATED, Outcome.ABANDONED}

@@ -13,10 +13,12 @@ from strawberry.types import Info
 
 from connectors import normalize
 from connectors.base import SourceError
-from connectors.records import CrmRecord, Identity
 from resolvers.context import Context, flatten
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.futures import chain
+from schema.graph import record
+
+CrmRecord, Identity = record("CrmRecord"), record("Identity")
 
 GOLDEN_ID = re.compile(r"^C-\d{6}$")
 

@@ -10,20 +10,15 @@ from datetime import datetime, timedelta, timezone
 
 from strawberry.types import Info
 
-from connectors.records import (
-    UNRESOLVED,
-    Account,
-    Channel,
-    MarketingContact,
-    Order,
-    OrderStatus,
-    Ticket,
-    TicketPriority,
-    Warranty,
-    WebSession,
-)
 from resolvers.customer import CustomerData, records, records_by_source
 from resolvers.rules import Insights
+from resolvers.vocabulary import UNRESOLVED
+from schema.graph import enums
+from schema.graph import records as declared
+
+Channel, OrderStatus, TicketPriority = enums["Channel"], enums["OrderStatus"], enums["TicketPriority"]
+Account, MarketingContact, Order, Ticket, Warranty, WebSession = (declared[n] for n in (
+    "BillingAccount", "MarketingStatus", "Order", "Ticket", "Warranty", "WebSession"))
 
 PRIORITY_RANK = {p: i for i, p in enumerate(TicketPriority)}
 

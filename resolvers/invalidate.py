@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cache.tiers import cache_key
-from connectors.records import Order
 from resolvers.context import Sources
+from schema.graph import record
+
+Order = record("Order")
 
 
 USAGE = 'give {"source": name}, {"source": name, "key": id} or {"customer": golden id}'

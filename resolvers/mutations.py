@@ -13,10 +13,12 @@ from strawberry.types import Info
 
 from cache.tiers import cache_key
 from connectors.base import Connector
-from connectors.records import Channel, Interaction
 from resolvers.context import Context
 from resolvers.customer import GOLDEN_ID, CustomerData, load_customers
 from resolvers.errors import BadUserInput
+from schema.graph import enum, record
+
+Channel, Interaction = enum("Channel"), record("Interaction")
 
 CONTACT_CHANNELS = {Channel.VOICE, Channel.CHAT, Channel.EMAIL, Channel.FAX, Channel.SMS}
 PREFERRED_CHANNELS = {Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.MAIL}

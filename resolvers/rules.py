@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.records import TicketPriority
+from schema.graph import enum
+
+TicketPriority = enum("TicketPriority")
 
 
 class Rules(BaseModel):

@@ -17,19 +17,14 @@ import orjson
 from strawberry.types import Info
 
 from connectors.base import SourceError
-from connectors.records import (
-    Account,
-    Channel,
-    Interaction,
-    MarketingContact,
-    Order,
-    Shipment,
-    Ticket,
-    Warranty,
-    WebSession,
-)
 from resolvers.customer import CustomerData, records_by_source
 from resolvers.errors import BadUserInput
+from schema.graph import enums
+from schema.graph import records as declared
+
+Channel = enums["Channel"]
+Account, Interaction, MarketingContact, Order, Shipment, Ticket, Warranty, WebSession = (declared[n] for n in (
+    "BillingAccount", "Interaction", "MarketingStatus", "Order", "Shipment", "Ticket", "Warranty", "WebSession"))
 
 
 class EventKind(enum.Enum):

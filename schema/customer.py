@@ -15,28 +15,23 @@ import strawberry
 from strawberry import Parent
 from strawberry.types import Info
 
-from connectors.records import UNRESOLVED
 from resolvers import agents, insights, timeline
 from resolvers.customer import CustomerData, records_now, then
 from resolvers.errors import BadUserInput
-from schema.enums import Channel, InvoiceStatus, Segment, TicketStatus
+from resolvers.vocabulary import UNRESOLVED
+from schema.graph import enums, records
 from schema.insights import AgentMatch, CrossSell, CustomerValue
 from schema.timeline import TimelineConnection, connection
-from schema.types import (
-    Address,
-    BillingAccount,
-    Identity,
-    Interaction,
-    Invoice,
-    LoyaltyMembership,
-    MarketingStatus,
-    Offer,
-    Order,
-    Preferences,
-    Ticket,
-    Warranty,
-    WebSession,
-)
+from schema.types import types
+
+# The declared types and enums Customer's fields return (schema/graph.py; finished in schema/types.py).
+Address, BillingAccount, Identity, Interaction, Invoice, LoyaltyMembership, MarketingStatus, Offer, Order, \
+    Preferences, Ticket, Warranty, WebSession = (types[n] for n in (
+        "Address", "BillingAccount", "Identity", "Interaction", "Invoice", "LoyaltyMembership", "MarketingStatus",
+        "Offer", "Order", "Preferences", "Ticket", "Warranty", "WebSession"))
+Channel, InvoiceStatus, Segment, TicketStatus = (enums[n] for n in ("Channel", "InvoiceStatus", "Segment",
+                                                                    "TicketStatus"))
+_Preferences = records["Preferences"]
 
 T = TypeVar("T")
 MAX_FIRST = 100
@@ -99,8 +94,8 @@ class Customer:
         crm = root.crm_records()
         if not crm:
             return None
-        return Preferences(preferred_channel=crm[0].preferred_channel, language=crm[0].language,
-                           consent=crm[0].consent)
+        return _Preferences(preferred_channel=crm[0].preferred_channel, language=crm[0].language,
+                            consent=crm[0].consent)
 
     @strawberry.field(description="Every record of this person in every system (from the identity crosswalk).")
     def identities(self, root: Parent[CustomerData], system: str | None = None) -> list[Identity]:

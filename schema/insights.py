@@ -7,8 +7,10 @@ from datetime import datetime
 import strawberry
 
 from resolvers import insights
-from schema.enums import Channel
-from schema.types import Agent
+from schema.graph import enum
+from schema.types import types
+
+Channel, Agent = enum("Channel"), types["Agent"]
 
 BlockerKind = strawberry.enum(insights.BlockerKind, description="Why a cross-sell should wait.")
 

@@ -8,8 +8,10 @@ from strawberry.types import Info
 from resolvers import mutations
 from resolvers.audit import audited
 from schema.customer import Customer
-from schema.enums import Channel
-from schema.types import Interaction
+from schema.graph import enum
+from schema.types import types
+
+Channel, Interaction = enum("Channel"), types["Interaction"]
 
 
 @strawberry.input(description="A contact to record in the contact center.")

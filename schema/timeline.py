@@ -8,8 +8,12 @@ from typing import Annotated, Union
 import strawberry
 
 from resolvers import timeline as t
-from schema.enums import Channel
-from schema.types import Claim, Interaction, Invoice, Offer, Order, Shipment, Ticket, WebSession
+from schema.graph import enum
+from schema.types import types
+
+Channel = enum("Channel")
+Claim, Interaction, Invoice, Offer, Order, Shipment, Ticket, WebSession = (types[n] for n in (
+    "Claim", "Interaction", "Invoice", "Offer", "Order", "Shipment", "Ticket", "WebSession"))
 
 EventKind = strawberry.enum(t.EventKind, description="What happened.")
 

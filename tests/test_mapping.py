@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.mapping import MappingError, compile_mapping
-from tests.handwritten import analytics, billing, contact, helpdesk, marketing, shipping, staff
-from connectors.records import Account, Agent, Interaction, MarketingContact, Shipment, Ticket, WebSession
 from estate.generate import generate
+from tests.handwritten import analytics, billing, contact, helpdesk, marketing, shipping, staff
+from tests.handwritten.records import Account, Agent, Interaction, MarketingContact, Shipment, Ticket, WebSession
 
 BILLING = """
 fields:

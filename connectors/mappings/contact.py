@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.base import Rejection
-from connectors.records import Interaction
 from connectors.rest import RestConnector
+from schema.graph import record
+
+Interaction = record("Interaction")
 
 ENTITIES: dict[str, Any] = {}  # every read is declared
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from connectors import normalize
-from connectors.records import Address, Channel, Consent, CrmRecord, Segment
 from connectors.sql import SqlConnector
+from schema import graph
+
+Address, Consent, CrmRecord = graph.record("Address"), graph.record("Consent"), graph.record("CrmRecord")
+Channel, Segment = graph.enum("Channel"), graph.enum("Segment")
 
 SEGMENTS = {"CONS": Segment.CONSUMER, "SMB": Segment.SMALL_BUSINESS, "ENT": Segment.ENTERPRISE, "VIP": Segment.VIP}
 CHANNELS = {"E": Channel.EMAIL, "S": Channel.SMS, "P": Channel.VOICE, "M": Channel.MAIL}

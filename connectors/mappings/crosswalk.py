@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from connectors.records import Identity
 from connectors.sql import SqlConnector
+from schema.graph import record
+
+Identity = record("Identity")
 
 
 async def fetch_identities(c: SqlConnector, keys: list[str]) -> dict[str, list[Identity]]:

@@ -6,7 +6,9 @@ from datetime import date
 from typing import Any
 
 from connectors.graphql import GraphQLConnector
-from connectors.records import LoyaltyMember, LoyaltyTier, Reward
+from schema.graph import enum, record
+
+LoyaltyMember, Reward, LoyaltyTier = record("LoyaltyMembership"), record("Reward"), enum("LoyaltyTier")
 
 QUERY = """query Members($cards: [ID!]!) {
   members(cardNumbers: $cards) { cardNumber tier points memberSince rewards { rewardId title pointsCost expires } }

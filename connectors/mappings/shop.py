@@ -6,8 +6,10 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.records import Channel, Order, OrderLine, OrderStatus
 from connectors.sql import SqlConnector
+from schema.graph import enum, record
+
+Order, OrderLine, Channel, OrderStatus = record("Order"), record("OrderLine"), enum("Channel"), enum("OrderStatus")
 
 CHANNELS = {"web": Channel.WEB, "store": Channel.STORE, "phone": Channel.VOICE}
 SQL = """

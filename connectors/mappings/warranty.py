@@ -6,8 +6,10 @@ from collections import defaultdict
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
-from connectors.records import Claim, ClaimStatus, Warranty
 from connectors.xml import XmlConnector, ddmmyyyy
+from schema.graph import enum, record
+
+Claim, Warranty, ClaimStatus = record("Claim"), record("Warranty"), enum("ClaimStatus")
 
 NS = "urn:acme:warranty:v1"
 W = f"{{{NS}}}"

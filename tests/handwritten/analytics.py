@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.records import WebSession
+from tests.handwritten.records import WebSession
 
 
 def session(raw: dict[str, Any]) -> WebSession:

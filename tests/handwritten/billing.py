@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from connectors.records import Account, AccountStatus, Invoice, InvoiceStatus
+from tests.handwritten.records import Account, AccountStatus, Invoice, InvoiceStatus
 
 
 def invoice(raw: dict[str, Any], account: str) -> Invoice:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.records import Channel, Interaction, Outcome
+from tests.handwritten.records import Channel, Interaction, Outcome
 
 OUTCOMES = {"resolved": Outcome.RESOLVED, "callback": Outcome.CALLBACK, "escalated": Outcome.ESCALATED,
             "abandoned": Outcome.ABANDONED, "sale": Outcome.SALE}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.records import Channel, Ticket, TicketPriority, TicketStatus
+from tests.handwritten.records import Channel, Ticket, TicketPriority, TicketStatus
 
 STATUSES = {"hold": TicketStatus.ON_HOLD}
 CHANNELS = {"web": Channel.WEB, "email": Channel.EMAIL, "voice": Channel.VOICE, "chat": Channel.CHAT}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.records import Channel, MarketingContact, Offer, OfferResponse
+from tests.handwritten.records import Channel, MarketingContact, Offer, OfferResponse
 
 
 def _when(value: str | None) -> datetime | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.records import Shipment, ShipmentStatus
+from tests.handwritten.records import Shipment, ShipmentStatus
 
 CODES = {"LBL": ShipmentStatus.LABEL_CREATED, "INT": ShipmentStatus.IN_TRANSIT, "OFD": ShipmentStatus.OUT_FOR_DELIVERY,
          "DLV": ShipmentStatus.DELIVERED, "EXC": ShipmentStatus.EXCEPTION, "RTN": ShipmentStatus.RETURNED}

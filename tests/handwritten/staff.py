@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.records import Agent, Availability
+from tests.handwritten.records import Agent, Availability
 
 
 def agent(raw: dict[str, Any]) -> Agent:

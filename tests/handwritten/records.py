@@ -1,13 +1,16 @@
-"""Our vocabulary: the records every connector maps its system's shape into.
+"""The reference: the record classes as they were written by hand before the types were declared.
 
-Plain slotted dataclasses and enums, no GraphQL: the schema exposes them as they are
-(strawberry reads attributes), so a record is built once and never copied.
+The gateway's records are the declared types' (schema/graph.py, from the declaration files). These are
+kept, with the hand-written mappings beside them, as what the declarations must reproduce:
+tests/test_declared_types.py proves each declared record equal to its counterpart here (fields, types,
+defaults, slots, enum members), and tests/test_mapping.py and tests/test_rest_declared.py that the
+declared mappings give the same records as the hand-written ones.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from datetime import date, datetime
 
 
@@ -302,3 +305,15 @@ class WebSession:
     device: str
     pages: list[str]
     products_viewed: list[str]
+
+
+# The declared type each record here is, where the names differ.
+DECLARED_AS = {"BillingAccount": "Account", "MarketingStatus": "MarketingContact", "LoyaltyMembership": "LoyaltyMember"}
+
+
+def record_class(name: str) -> type:
+    """The reference record of a declared type (by its declared name), or ValueError."""
+    found = globals().get(DECLARED_AS.get(name, name))
+    if not (isinstance(found, type) and is_dataclass(found)):
+        raise ValueError(f"no reference record for {name!r}")
+    return found

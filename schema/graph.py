@@ -1,0 +1,103 @@
+"""The process's graph: every declared type and enum, built once, at import, from the declaration files.
+
+Each `sources/<name>.yaml` may declare `types:` and `enums:` beside its `entities:` (the types its entities
+become); a file whose name starts with `_` (e.g. `sources/_shared.yaml`) is not a source and declares only
+types and enums several systems share (Channel). All of them together are one set of declarations
+(`schema.declared.Declarations.merge`: a name declared twice is an error naming both files), built into one
+`schema.declared.Graph`: a slotted record class and a GraphQL type per type, a Python-and-GraphQL enum per
+enum. The records are registered for pickling (schema/registered.py), which is why there is one graph per
+process, built before any module that names a record is imported, and every schema built from it (one per
+role, server/policy.py) uses the same classes.
+
+The folder is the repository's `sources/`, or `CUSTOMER_GRAPH_TYPES` when set (a folder of declaration
+files). A configuration read later (config.py) checks that the types its source files declare are the ones
+built here.
+
+`GRAPH` is not finished here: schema/types.py adds the fields the framework computes (resolvers) and
+finishes it. Records and enums are ready at once: `record("Order")`, `enum("Channel")`.
+"""
+
+from __future__ import annotations
+
+import enum as _enum
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
+
+FOLDER = Path(__file__).resolve().parent.parent / "sources"
+SUFFIXES = (".yaml", ".yml")
+SECTIONS = ("types", "enums")
+
+
+def folder() -> Path:
+    """The folder of declaration files the process's graph is built from."""
+    env = os.environ.get("CUSTOMER_GRAPH_TYPES")
+    return Path(env) if env else FOLDER
+
+
+def shared(path: Path) -> bool:
+    """A file of shared declarations (types and enums only), not a source: its name starts with `_`."""
+    return path.name.startswith("_")
+
+
+_ENUMS = TypeAdapter(dict[str, EnumDecl])
+_TYPES = TypeAdapter(dict[str, TypeDecl])
+
+
+def declarations_of(raw: Any, file: str) -> Declarations:
+    """The `types:` and `enums:` of one parsed declaration file (other keys belong to its source), each
+    declaration checked; the names they use are checked across all files, by `Declarations.merge`."""
+    if not isinstance(raw, dict):
+        return Declarations()
+    try:
+        enums = _ENUMS.validate_python(raw.get("enums") or {})
+    except ValidationError as exc:
+        raise _error(file, "enums", exc) from None
+    try:
+        types = _TYPES.validate_python(raw.get("types") or {})
+    except ValidationError as exc:
+        raise _error(file, "types", exc) from None
+    return Declarations.model_construct(enums=enums, types=types)
+
+
+def _error(file: str, section: str, exc: ValidationError) -> DeclarationError:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in (section, *err["loc"]))
+    return DeclarationError(f"{file}: {where}: {str(err['msg']).removeprefix('Value error, ')}")
+
+
+def load_declarations(where: Path) -> Declarations:
+    """Every file's types and enums in `where`, as one set."""
+    parts: dict[str, Declarations] = {}
+    for path in sorted(p for p in where.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        raw = yaml.safe_load(path.read_text())
+        if shared(path) and isinstance(raw, dict) and set(raw) - set(SECTIONS):
+            extra = min(set(raw) - set(SECTIONS))
+            raise DeclarationError(f"{path.name}: {extra}: a shared file (named _...) declares only "
+                                   f"types and enums, it is not a source")
+        parts[path.name] = declarations_of(raw, path.name)
+    try:
+        return Declarations.merge(parts)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise DeclarationError(f"{where}: {str(err['msg']).removeprefix('Value error, ')}") from None
+
+
+GRAPH = Graph(load_declarations(folder()))
+records: dict[str, type] = GRAPH.records
+enums: dict[str, type[_enum.Enum]] = GRAPH.enums
+
+
+def record(name: str) -> type:
+    """A declared type's record class, or KeyError."""
+    return records[name]
+
+
+def enum(name: str) -> Any:
+    """A declared enum (Python enum and GraphQL enum in one), or KeyError."""
+    return enums[name]
