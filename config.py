@@ -5,8 +5,8 @@ sources}`, relative to the file's directory); each `sources/<name>.yaml` declare
 being the file's stem. Sources may also be written inline under `sources:` (the tests build configs
 that way); a name defined in both places is an error. A source's `types:` and `enums:` (and those of a
 shared file, named `_...`, which is not a source) are the GraphQL types its entities become: built once
-per process by schema/graph.py, checked here to be the ones it built. `${VAR}` and `${VAR:-default}` in any string are
-read from the environment.
+per process by schema/graph.py, checked here to be the ones it built. `${VAR}` and `${VAR:-default}` in
+any string are read from the environment.
 
 Every section is a pydantic v2 model (the sources' in connectors/, the cache's in cache/, the serving
 sections' in server/settings.py, the rules' in resolvers/rules.py): unknown keys and out-of-range
@@ -151,10 +151,10 @@ def check_types(raw: Any, origin: str = "", section: Sequence[Any] = ()) -> None
     types = raw.get("types")
     if isinstance(types, dict):  # a copy written with sorted keys: the fields in the built order
         raw = {**raw, "types": {n: _in_order(t, built.types[n]) if n in built.types else t for n, t in types.items()}}
-    try:
-        mine = graph.declarations_of(raw, origin)
+    try:  # its errors start with the label: `file: ` or `file: sources.NAME.` then the key path
+        mine = graph.declarations_of(raw, _where(origin, section).removesuffix(": ") or "configuration")
     except DeclarationError as exc:
-        raise ConfigError(f"{_where('', section)}{exc}" if section else str(exc)) from None
+        raise ConfigError(str(exc)) from None
     for kind, decls, have in (("enums", mine.enums, built.enums), ("types", mine.types, built.types)):
         for name, decl in decls.items():
             if have.get(name) != decl:

@@ -341,9 +341,10 @@ def test_record_defaults_are_fresh_and_records_are_slotted() -> None:
     assert "CrmRecord" in GRAPH.records and "CrmRecord" not in GRAPH.types  # private: a record only
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def registry() -> Any:
-    """The registered names as they were: the process's graph (schema/graph.py) keeps its own after the test."""
+    """The registered names as they were: the process's graph (schema/graph.py) keeps its own after each test
+    here (building a graph registers its classes)."""
     from schema import registered
     saved = dict(vars(registered))
     yield
