@@ -9,7 +9,7 @@ import copy
 import dataclasses
 import enum
 import pickle
-import timeit
+import sys
 import types
 import typing
 from datetime import UTC, date, datetime
@@ -543,19 +543,12 @@ def test_add_field_checks() -> None:
 
 # --- cost --------------------------------------------------------------------------------------------
 
-def test_declared_records_cost_what_todays_cost() -> None:
-    """Building and reading a declared record costs what today's dataclass costs (both slotted dataclasses);
-    generous bounds, for a shared machine."""
+def test_declared_records_are_built_like_todays() -> None:
+    """A declared record is the same kind of object as today's: a slotted dataclass (no per-instance
+    __dict__), built from positional arguments. Its cost is measured by bench, never timed in a test."""
     new, old = GRAPH.records["Invoice"], r.Invoice
-    new_status, old_status = GRAPH.enums["InvoiceStatus"].OPEN, r.InvoiceStatus.OPEN
     d = date(2024, 5, 1)
-
-    def best(stmt: Any) -> float:
-        return min(timeit.repeat(stmt, number=20_000, repeat=7))
-
-    build_new = best(lambda: new("INV-1", "BA-1", d, d, 1.0, 0.0, new_status))
-    build_old = best(lambda: old("INV-1", "BA-1", d, d, 1.0, 0.0, old_status))
-    a, b = new("INV-1", "BA-1", d, d, 1.0, 0.0, new_status), old("INV-1", "BA-1", d, d, 1.0, 0.0, old_status)
-    read_new = best(lambda: (a.number, a.status, a.amount))
-    read_old = best(lambda: (b.number, b.status, b.amount))
-    assert build_new < build_old * 1.5 and read_new < read_old * 1.5
+    a = new("INV-1", "BA-1", d, d, 1.0, 0.0, GRAPH.enums["InvoiceStatus"].OPEN)
+    b = old("INV-1", "BA-1", d, d, 1.0, 0.0, r.InvoiceStatus.OPEN)
+    assert not hasattr(a, "__dict__") and not hasattr(b, "__dict__")
+    assert new.__slots__ == old.__slots__ and sys.getsizeof(a) == sys.getsizeof(b)
