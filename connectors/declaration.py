@@ -1,16 +1,31 @@
 """A source's declared entities: how to fetch many keys, where the records are, how each one maps.
 
-The `entities:` section of a source's declaration file (REST sources for now); per entity:
+The `entities:` section of a source's declaration file; per entity, how the keys are asked for depends
+on the source's kind, the rest is shared:
 
     entities:
-      accounts:
+      accounts:                    # kind rest
         request: {method: POST, path: /api/lookup, body: {numbers: $keys}}  # a batch: all keys in one call
         records: accounts          # a CEL path to the list of records in the answer (none: the answer)
         key: number                # a CEL path in each record: the key it answers
         record: Account            # the record class (connectors/records.py) the mapping builds
         mapping: {fields: {...}}   # connectors/mapping.py's format, compiled once at start
+      people:                      # kind sql: a SELECT with `IN :keys` (or table + key_column [+ columns])
+        sql: "SELECT * FROM people WHERE id IN :keys"
+        key: id                    # a CEL path or expression over the row
+      members:                     # kind graphql: a document, $keys in one variable, records in `data`
+        document: "query($ids: [ID!]!) { members(ids: $ids) { id name } }"
+        variables: {ids: $keys}
+        records: members
+        key: id
+      things:                      # kind xml: the Body's content, {keys}..{key}..{/keys} once per key
+        envelope: "<p:Get>{keys}<p:Id>{key}</p:Id>{/keys}</p:Get>"
+        action: "urn:x#Get"        # SOAPAction
+        namespaces: {p: "urn:x"}
+        elements: ".//p:Thing"     # an ElementPath to the records; each element becomes a dict
+        key: id
 
-The request is either a batch (`$keys` in `body` or as a query parameter: `params: {ids: $keys}`,
+The REST request is either a batch (`$keys` in `body` or as a query parameter: `params: {ids: $keys}`,
 joined by `join: ","` or, without `join`, the parameter repeated once per key) or one call per key
 (`{key}` in the path, URL-quoted, or `$key` as a parameter), fanned out under the source's concurrency
 limit. Static `params` go with every call. Other answers:
@@ -18,7 +33,9 @@ limit. Static `params` go with every call. Other answers:
 - `many: true`: a key has a list of records (several records carry the same key; or, per key, the
   records of one call).
 - `group: {key: k, records: items}`: each item of the answer is one key with its list of records; the
-  item is the mapping's `parent` (`{parent: k}` reads the key).
+  item is the mapping's `parent` (`{parent: k}` reads the key). `group: {python: "pkg.mod:fn"}`: the
+  escape hatch, a function outside the framework's packages grouping the records by key.
+- `value: path`: each record is a plain value instead of a mapped record.
 - `not_found: [404]`: statuses that mean the source does not know the key (no failure).
 - `pagination:` one of `cursor`, `offset`, `page`, `next_link` (below), each page's records appended.
 

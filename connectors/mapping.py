@@ -12,6 +12,9 @@ A declaration lists, for each field of the target record, where its value comes 
       duration_s: {expr: "endEpoch > startEpoch ? endEpoch - startEpoch : 0", type: int}
       account_number: {parent: accountNumber}                 # a field of the enclosing record
       invoices: {from: invoices, type: list, default: [], of: {fields: {...}}}
+      email: {from: email_addr, optional: true, normalize: email}  # built-in normalisations (NORMALIZERS)
+      phones: {expr: "[home, mobile]", type: list, of: string, normalize: e164, unique: true}
+      address: {type: object, flat: true, fields: {...}}      # the nested record's fields from this record
 
 Paths and expressions are CEL (https://cel.dev, the Common Expression Language of Kubernetes and
 Envoy): a path is CEL's field selection (`a.b`, `a[0]`, `a["odd key"]`); `expr` is any CEL expression
