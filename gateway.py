@@ -147,8 +147,11 @@ def _entities(src: Any, origin: str) -> list[str]:
     and those of its mapping module if it uses one (imported, as the connector will)."""
     where = origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
     for name, entity in src.entities.items():
+        if entity.mapping is None or entity.record is None:
+            continue  # plain values
         try:
-            compile_mapping(entity.mapping, record_class(entity.record), name=f"{src.name}.{name}")
+            compile_mapping(entity.mapping, record_class(entity.record), name=f"{src.name}.{name}",
+                            options=src.options)
         except ValueError as exc:  # a MappingError starts with the key path inside the mapping
             raise gateway_config.ConfigError(f"{where}: entities.{name}.mapping.{exc}") from None
     found: Any = {}

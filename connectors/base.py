@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.declaration import Entity, OffsetPages
+from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ class SourceConfig(BaseModel):
     ttl_s: dict[str, PositiveSeconds] = {}  # cache freshness per entity
     negative_ttl_s: PositiveSeconds | None = None  # cache freshness of "not known here"
     options: dict[str, Any] = {}
-    entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py); kind rest
+    entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py)
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -105,8 +105,12 @@ class SourceConfig(BaseModel):
             raise ValueError("dsn: required for kind sql")
         if self.kind != "sql" and not self.url:
             raise ValueError(f"url: required for kind {self.kind}")
-        if self.entities and self.kind != "rest":
-            raise ValueError(f"entities: declared entities are for kind rest; kind {self.kind} names a mapping module")
+        for name, e in self.entities.items():
+            if e.kind != self.kind:
+                marks = " or ".join(KIND_MARKERS[self.kind])
+                raise ValueError(f"entities: declared entities are for kind {e.kind} when they give "
+                                 f"{KIND_MARKERS[e.kind][0]}; an entity of a {self.kind} source gives {marks} "
+                                 f"(entities.{name})")
         for name, e in self.entities.items():
             p = e.pagination
             if p is not None and not (p.page_size or "page_size" in self.options) \
@@ -145,6 +149,25 @@ class Connector:
         self.actions: dict[str, Callable[[Any, dict[str, Any]], Awaitable[Any]]] = dict(
             getattr(self.module, "ACTIONS", {}))
         self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
+        self.mappers: dict[str, Any] = {}  # each declared entity's compiled mapping (writes map answers too)
+        declared = {name: self.declared(name, e) for name, e in config.entities.items()}
+        both = sorted(declared.keys() & self.entities.keys())
+        if both:
+            raise ValueError(f"entities.{both[0]}: declared and also in connectors.mappings.{config.mapping}")
+        self.entities = {**declared, **self.entities}
+
+    def declared(self, name: str, e: Entity) -> Fetcher:
+        """The fetch of one declared entity, compiled once (each kind's connector knows how)."""
+        raise ValueError(f"entities.{name}: a {self.config.kind} source cannot declare entities")
+
+    def mapper(self, name: str, e: Entity) -> Any:
+        """The entity's compiled mapping (None for an entity of plain values)."""
+        if e.mapping is None or e.record is None:
+            return None
+        from connectors.mapping import compile_mapping
+        found = self.mappers[name] = compile_mapping(e.mapping, record_class(e.record), name=f"{self.name}.{name}",
+                                                     options=self.config.options)
+        return found
 
     def error(self, code: str, message: str, detail: str = "", retryable: bool = False) -> SourceError:
         return SourceError(self.name, code, f"{self.name}: {message}", detail, retryable)

@@ -1,16 +1,31 @@
 """A source's declared entities: how to fetch many keys, where the records are, how each one maps.
 
-The `entities:` section of a source's declaration file (REST sources for now); per entity:
+The `entities:` section of a source's declaration file; per entity, how the keys are asked for depends
+on the source's kind, the rest is shared:
 
     entities:
-      accounts:
+      accounts:                    # kind rest
         request: {method: POST, path: /api/lookup, body: {numbers: $keys}}  # a batch: all keys in one call
         records: accounts          # a CEL path to the list of records in the answer (none: the answer)
         key: number                # a CEL path in each record: the key it answers
-        record: Account            # the record class (connectors/records.py) the mapping builds
+        record: BillingAccount     # the declared type (under types:) whose record the mapping builds
         mapping: {fields: {...}}   # connectors/mapping.py's format, compiled once at start
+      people:                      # kind sql: a SELECT with `IN :keys` (or table + key_column [+ columns])
+        sql: "SELECT * FROM people WHERE id IN :keys"
+        key: id                    # a CEL path or expression over the row
+      members:                     # kind graphql: a document, $keys in one variable, records in `data`
+        document: "query($ids: [ID!]!) { members(ids: $ids) { id name } }"
+        variables: {ids: $keys}
+        records: members
+        key: id
+      things:                      # kind xml: the Body's content, {keys}..{key}..{/keys} once per key
+        envelope: "<p:Get>{keys}<p:Id>{key}</p:Id>{/keys}</p:Get>"
+        action: "urn:x#Get"        # SOAPAction
+        namespaces: {p: "urn:x"}
+        elements: ".//p:Thing"     # an ElementPath to the records; each element becomes a dict
+        key: id
 
-The request is either a batch (`$keys` in `body` or as a query parameter: `params: {ids: $keys}`,
+The REST request is either a batch (`$keys` in `body` or as a query parameter: `params: {ids: $keys}`,
 joined by `join: ","` or, without `join`, the parameter repeated once per key) or one call per key
 (`{key}` in the path, URL-quoted, or `$key` as a parameter), fanned out under the source's concurrency
 limit. Static `params` go with every call. Other answers:
@@ -18,7 +33,9 @@ limit. Static `params` go with every call. Other answers:
 - `many: true`: a key has a list of records (several records carry the same key; or, per key, the
   records of one call).
 - `group: {key: k, records: items}`: each item of the answer is one key with its list of records; the
-  item is the mapping's `parent` (`{parent: k}` reads the key).
+  item is the mapping's `parent` (`{parent: k}` reads the key). `group: {python: "pkg.mod:fn"}`: the
+  escape hatch, a function outside the framework's packages grouping the records by key.
+- `value: path`: each record is a plain value instead of a mapped record.
 - `not_found: [404]`: statuses that mean the source does not know the key (no failure).
 - `pagination:` one of `cursor`, `offset`, `page`, `next_link` (below), each page's records appended.
 
@@ -28,13 +45,15 @@ reports as SOURCE_BAD_RESPONSE.
 
 from __future__ import annotations
 
+import importlib
 import operator
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.mapping import RecordMapping, path_steps
+from connectors.mapping import _RUNTIME, RecordMapping, path_steps
 
 KEYS, KEY = "$keys", "$key"
 MAX_PAGES = 10_000
@@ -136,35 +155,167 @@ def _mentions(value: Any, marker: str) -> int:
     return 0
 
 
-class Group(_Model):
-    """Each item of the answer is one key with its records."""
+FRAMEWORK = ("gateway", "config", "server", "schema", "resolvers", "cache", "connectors")
 
-    key: Path = Field(description="CEL path of the key in the item")
-    records: Path = Field(description="CEL path of the item's list of records")
+
+def python_function(dotted: str) -> Callable[..., Any]:
+    """The function at `package.module:function` (or `package.module.function`), imported now. It must
+    live outside the framework's packages: an escape hatch is the one place a system's oddity is coded."""
+    module, sep, name = dotted.partition(":")
+    if not sep:
+        module, _, name = dotted.rpartition(".")
+    if not module or not name.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
+        raise ValueError(f"{dotted!r} is not an importable dotted path (package.module:function)")
+    if module.split(".")[0] in FRAMEWORK:
+        raise ValueError(f"{dotted!r} is inside the framework's packages ({', '.join(FRAMEWORK)}); an escape hatch "
+                         f"lives outside them (e.g. in extensions/)")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module} ({str(exc).splitlines()[0]})") from None
+    except AttributeError:
+        raise ValueError(f"module {module} has no {name!r}") from None
+    except Exception as exc:  # noqa: BLE001 (the module failed while importing: still a config error)
+        raise ValueError(f"importing {module} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not callable(found):
+        raise ValueError(f"{dotted!r} is not a function")
+    return found  # type: ignore[no-any-return]
+
+
+def _python(v: str) -> str:
+    python_function(v)
+    return v
+
+
+PythonPath = Annotated[str, AfterValidator(_python)]
+
+
+def _expression(v: str) -> str:
+    expression(v)  # a CEL expression the mapping compiler translates, or ValueError
+    return v
+
+
+Expression = Annotated[str, AfterValidator(_expression)]
+
+
+class Group(_Model):
+    """Each item of the answer is one key with its records; or, with `python`, an escape hatch: a
+    function `(records, keys) -> {key: records}` that groups them (e.g. joined rows into nested records),
+    whose results the mapping then maps."""
+
+    key: Path | None = Field(None, description="CEL path of the key in the item")
+    records: Path | None = Field(None, description="CEL path of the item's list of records")
+    python: PythonPath | None = Field(None, description="package.module:function outside the framework")
+
+    @model_validator(mode="after")
+    def _one(self) -> Group:
+        if self.python is not None:
+            if self.key is not None or self.records is not None:
+                raise ValueError("give key and records, or python, not both")
+        elif self.key is None or self.records is None:
+            raise ValueError("give key and records (or python: an escape hatch)")
+        return self
+
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+KIND_MARKERS = {"rest": ("request",), "sql": ("sql", "table"), "graphql": ("document",), "xml": ("envelope",)}
 
 
 class Entity(_Model):
-    """One entity a source provides: its request, where the records are, and their mapping."""
+    """One entity a source provides: how its keys are asked for, where the records are, and their
+    mapping. How it is asked depends on the source's kind: `request` (rest), `sql` or `table` (sql),
+    `document` (graphql), `envelope` (xml)."""
 
-    request: Request
+    # rest
+    request: Request | None = None
     pagination: Pagination | None = None
-    records: Path | None = Field(None, description="CEL path of the records in the answer; none: the answer")
-    key: Path | None = Field(None, description="CEL path of each record's key (batch requests)")
-    many: bool = Field(False, description="a key has a list of records")
-    group: Group | None = None
     not_found: list[Annotated[int, Field(ge=400, le=599)]] = Field(
         [], description="statuses that mean the key is unknown (not a failure)")
-    record: str = Field(description="the declared type whose record this entity's mapping makes")
-    mapping: RecordMapping
+    # sql
+    sql: str | None = Field(None, description="a SELECT whose `IN :keys` takes the keys")
+    table: str | None = Field(None, pattern=IDENTIFIER, description="or a table, read by key_column")
+    key_column: str | None = Field(None, pattern=IDENTIFIER)
+    columns: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field([], description="default: every column")
+    bind: Expression | None = Field(None, description="sql: a CEL expression over `key`, the value :keys takes "
+                                                       "for each key (default: the key)")
+    # graphql
+    document: str | None = Field(None, description="a GraphQL query; variables carries the keys")
+    variables: dict[str, Any] = {}
+    # xml
+    envelope: str | None = Field(None, description="the SOAP Body's content; {keys}...{key}...{/keys} is repeated "
+                                                   "once per key (the key XML-escaped)")
+    action: str = Field("", description="xml: the SOAPAction header")
+    namespaces: dict[str, str] = Field({}, description="xml: prefix -> namespace URI, for envelope and elements")
+    elements: str | None = Field(None, description="xml: an ElementPath (.//p:Tag) to the records in the Body")
+    lists: list[str] = Field([], description="xml: child tags that are always lists, even when there is one")
+    # graphql, xml
+    path: str | None = Field(None, pattern=r"^/", description="graphql, xml: the endpoint under the source's URL "
+                                                                "(default: options.path, or /graphql)")
+    # every kind
+    records: Path | None = Field(None, description="CEL path of the records in the answer; none: the answer")
+    key: Expression | None = Field(None, description="CEL path (or expression) of each record's key")
+    many: bool = Field(False, description="a key has a list of records")
+    group: Group | None = None
+    value: Path | None = Field(None, description="each record is this value of the row or item, unmapped")
+    record: str | None = Field(None, description="the declared type whose record this entity's mapping makes")
+    mapping: RecordMapping | None = None
 
     @field_validator("record")
     @classmethod
-    def _record(cls, name: str) -> str:
-        record_class(name)
+    def _record(cls, name: str | None) -> str | None:
+        if name is not None:
+            record_class(name)
         return name
+
+    @property
+    def kind(self) -> str:
+        return next(k for k, marks in KIND_MARKERS.items() if any(getattr(self, m) is not None for m in marks))
 
     @model_validator(mode="after")
     def _shape(self) -> Entity:
+        kinds = [k for k, marks in KIND_MARKERS.items() if any(getattr(self, m) is not None for m in marks)]
+        if len(kinds) != 1:
+            raise ValueError("give one of request (rest), sql or table (sql), document (graphql), envelope (xml)")
+        kind = kinds[0]
+        if self.value is not None:
+            if self.record is not None or self.mapping is not None:
+                raise ValueError("give value (each record a plain value) or record and mapping, not both")
+        elif self.record is None or self.mapping is None:
+            raise ValueError("record and mapping: required (or value)")
+        given = {f for f in self.model_fields_set if getattr(self, f) not in (None, [], {}, "")}
+        foreign = sorted(given & {f for k, fs in KIND_FIELDS.items() if k != kind for f in fs} - KIND_FIELDS[kind])
+        if foreign:
+            raise ValueError(f"{foreign[0]}: not a setting of a {kind} entity")
+        if kind == "rest":
+            return self._rest()
+        if kind == "sql":
+            if self.sql is not None and self.table is not None:
+                raise ValueError("give sql or table, not both")
+            if self.sql is not None and ":keys" not in self.sql:
+                raise ValueError("sql: the statement takes the keys as `IN :keys`")
+            if self.table is not None and self.key_column is None:
+                raise ValueError("table needs key_column")
+            if self.records is not None:
+                raise ValueError("records: the rows are the records")
+            if self.group is not None and self.group.python is None:
+                raise ValueError("group: rows are flat; group them with python (or key and many)")
+        if kind == "graphql" and _mentions(self.variables, KEYS) != 1:
+            raise ValueError("variables: the keys go in exactly one variable ($keys)")
+        if kind == "xml":
+            if not re.search(r"\{keys\}.*\{key\}.*\{/keys\}", self.envelope or "", re.S):
+                raise ValueError("envelope: repeat an element per key with {keys}...{key}...{/keys}")
+            if self.elements is None:
+                raise ValueError("elements: required (an ElementPath to the records, e.g. .//p:Record)")
+        if self.group is None and self.key is None and self.key_column is None:
+            raise ValueError("key: required (each record's key), or group")
+        if self.group is not None and self.key is not None:
+            raise ValueError("give key or group, not both")
+        if self.group is not None and self.group.python is None and not self.many:
+            raise ValueError("a group has a list of records per key: many: true")
+        return self
+
+    def _rest(self) -> Entity:
+        assert self.request is not None
         if self.request.per_key:
             if self.key is not None or self.group is not None:
                 raise ValueError("one call per key: the answer is the key's, so no key or group")
@@ -176,7 +327,89 @@ class Entity(_Model):
             raise ValueError("give key or group, not both")
         elif self.group is not None and not self.many:
             raise ValueError("a group has a list of records per key: many: true")
+        elif self.key is not None:
+            path_steps(self.key)  # a REST record's key is a path
+        if self.group is not None and self.group.python is not None:
+            raise ValueError("group.python: for sql, graphql and xml entities")
         return self
+
+
+KIND_FIELDS = {"rest": {"request", "pagination", "not_found"},
+               "sql": {"sql", "table", "key_column", "columns", "bind"},
+               "graphql": {"document", "variables", "path"},
+               "xml": {"envelope", "action", "namespaces", "elements", "lists", "path"}}
+
+
+def expression(text: str) -> Callable[[Any], Any]:
+    """A CEL expression over a record's fields, compiled once into a function of the record."""
+    from connectors.mapping import Translator, parse_cel
+    code = Translator("r", {}, "p").expr(parse_cel(text))
+    scope: dict[str, Any] = dict(_RUNTIME)
+    exec(compile(f"def _f(r, p=None):\n    return {code}\n", f"<expression {text!r}>", "exec"), scope)  # noqa: S102
+    return scope["_f"]  # type: ignore[no-any-return]
+
+
+def key_function(text: str | None) -> Callable[[Any], Any]:
+    """A record's key: a path read strictly (a missing key is a KeyError), or any CEL expression."""
+    if text is None:
+        return lambda v: v
+    try:
+        return getter(text)
+    except ValueError:
+        return expression(text)
+
+
+def assemble(e: Entity, mapper: Callable[..., Any], source: str) -> Callable[[Any, list[str]], dict[str, Any]]:
+    """How an answer's records become the records by key, for sql, graphql and xml entities: grouped
+    by the group's items, an escape hatch, or each record's key (a list per key with `many`). Records
+    that are null are skipped; keys not asked for are dropped (a case-insensitive collation may answer
+    another spelling)."""
+    if e.value is not None:
+        value = getter(e.value)
+        mapper = lambda r, p=None: value(r)  # noqa: E731
+    g = e.group
+    if g is not None and g.python is not None:
+        hatch, many = python_function(g.python), e.many
+
+        def by_hatch(items: Any, keys: list[str]) -> dict[str, Any]:
+            wanted = set(keys)
+            grouped = hatch(items, keys)
+            return {k: ([mapper(r) for r in rs] if many else mapper(rs)) for k, rs in grouped.items()
+                    if k in wanted}
+        return by_hatch
+    if g is not None:
+        group_key, group_records = getter(g.key), getter(g.records)
+
+        def by_group(items: Any, keys: list[str]) -> dict[str, Any]:
+            wanted = set(keys)
+            out: dict[str, Any] = {}
+            for item in items:
+                if item is None:
+                    continue
+                k = group_key(item)
+                if k in wanted:
+                    out[k] = [mapper(r, item) for r in group_records(item) or ()]
+            return out
+        return by_group
+    key = key_function(e.key if e.key is not None else e.key_column)
+    if e.many:
+        def by_key_many(items: Any, keys: list[str]) -> dict[str, Any]:
+            wanted = set(keys)
+            out: dict[str, list[Any]] = {}
+            for r in items:
+                if r is not None and (k := key(r)) in wanted:
+                    rs = out.get(k)
+                    if rs is None:
+                        out[k] = [mapper(r)]
+                    else:
+                        rs.append(mapper(r))
+            return out
+        return by_key_many
+
+    def by_key(items: Any, keys: list[str]) -> dict[str, Any]:
+        wanted = set(keys)
+        return {k: mapper(r) for r in items if r is not None and (k := key(r)) in wanted}
+    return by_key
 
 
 def record_class(name: str) -> type:

@@ -27,9 +27,9 @@ class HttpConnector(Connector):
     """Requests against one source's base URL with its headers and concurrency limit."""
 
     def __init__(self, config: SourceConfig, session: aiohttp.ClientSession) -> None:
-        super().__init__(config)
         self.session = session
         self.base = config.url.rstrip("/")
+        super().__init__(config)  # compiles the declared entities, which may use the above
 
     async def request(self, method: str, path: str, *, not_found: Collection[int] = (),
                       headers: dict[str, str] | None = None, rejects: Sequence[Rejection] = (),

@@ -12,6 +12,9 @@ A declaration lists, for each field of the target record, where its value comes 
       duration_s: {expr: "endEpoch > startEpoch ? endEpoch - startEpoch : 0", type: int}
       account_number: {parent: accountNumber}                 # a field of the enclosing record
       invoices: {from: invoices, type: list, default: [], of: {fields: {...}}}
+      email: {from: email_addr, optional: true, normalize: email}  # built-in normalisations (NORMALIZERS)
+      phones: {expr: "[home, mobile]", type: list, of: string, normalize: e164, unique: true}
+      address: {type: object, flat: true, fields: {...}}      # the nested record's fields from this record
 
 Paths and expressions are CEL (https://cel.dev, the Common Expression Language of Kubernetes and
 Envoy): a path is CEL's field selection (`a.b`, `a[0]`, `a["odd key"]`); `expr` is any CEL expression
@@ -52,6 +55,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+Normalizer = Literal["trim", "lower", "upper", "title", "email", "e164", "digits", "sha256"]
 Scalar = Literal["string", "int", "float", "bool", "date", "datetime", "enum", "any"]
 Kind = Literal["string", "int", "float", "bool", "date", "datetime", "enum", "any", "list", "object"]
 Mapper = Callable[..., Any]  # (raw, parent=None) -> record
@@ -85,6 +89,10 @@ class FieldMapping(BaseModel):
     fields: dict[str, FieldMapping] | None = Field(None, description="object: the nested record's fields")
     default: Any = Field(None, description="when the value is missing or null")
     optional: bool = Field(False, description="missing or null -> None")
+    normalize: Normalizer | list[Normalizer] | None = Field(
+        None, description="string, or a list's strings: built-in normalisations applied in order (NORMALIZERS)")
+    unique: bool = Field(False, description="list: drop repeated values (the first one kept)")
+    flat: bool = Field(False, description="object: its fields are read from this same record (a flat row)")
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -126,6 +134,12 @@ class FieldMapping(BaseModel):
             raise ValueError("type object needs fields; only objects have fields")
         if self.optional and "default" in self.model_fields_set:
             raise ValueError("give optional or default, not both")
+        if self.normalize is not None and not (t == "string" or t == "list" and self.of == "string"):
+            raise ValueError("normalize is for a string or a list of strings")
+        if self.unique and (t != "list" or isinstance(self.of, RecordMapping)):
+            raise ValueError("unique is for a list of scalars")
+        if self.flat and (t != "object" or given):
+            raise ValueError("flat is for an object read from this same record (no from, expr or parent)")
         return self
 
 
@@ -319,6 +333,8 @@ class Translator:
             raise ValueError(f"CEL method .{name}() is not supported by the mapping compiler")
         if name == "join" and not args:
             return f"''.join({self.expr(target)})"
+        if name == "split" and len(args) == 2:  # CEL's strings extension: at most n parts
+            return f"_cel_split({self.expr(target)}, {self.expr(args[0])}, {self.expr(args[1])})"
         return _METHODS[name].format(self.expr(target), *(self.expr(a) for a in args))
 
     def macro(self, target: Any, name: str, args: list[Any]) -> str:
@@ -351,6 +367,10 @@ def _cel_mod(a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         return a - _cel_div(a, b) * b
     raise TypeError("CEL % takes ints")
+
+
+def _cel_split(s: str, sep: str, n: int) -> list[str]:
+    return [] if n == 0 else s.split(sep, n - 1 if n > 0 else -1)
 
 
 def _cel_string(v: Any) -> str:
@@ -413,11 +433,15 @@ def _not_list(v: Any) -> list[Any]:
 
 _RUNTIME: dict[str, Any] = {
     "_cel_div": _cel_div, "_cel_mod": _cel_mod, "_cel_string": _cel_string, "_cel_bool": _cel_bool,
-    "_cel_matches": _cel_matches, "_to_str": _to_str, "_to_bool": _to_bool, "_str_list": _str_list,
+    "_cel_matches": _cel_matches, "_cel_split": _cel_split, "_to_str": _to_str, "_to_bool": _to_bool, "_str_list": _str_list,
     "_date_iso": date.fromisoformat, "_dt_iso": datetime.fromisoformat, "_native_date": _native_date,
     "_native_datetime": _native_datetime, "_fromts": datetime.fromtimestamp, "_UTC": UTC,
     "_strptime": datetime.strptime, "_list": list, "_tuple": tuple,
 }
+
+
+def _late_runtime() -> None:
+    _RUNTIME.update({"_norm_list": _norm_list, "_unique": _unique})
 
 
 # --- compiling a record mapping -------------------------------------------------------------------
@@ -461,10 +485,11 @@ def _unwrap(hint: Any) -> tuple[Any, Any]:
 class _Compiler:
     """Writes one Python expression per record (nested records inline), with constants named."""
 
-    def __init__(self, enums: Mapping[str, type[enum.Enum]]) -> None:
+    def __init__(self, enums: Mapping[str, type[enum.Enum]], options: Mapping[str, Any] | None = None) -> None:
         self.consts: dict[str, Any] = dict(_RUNTIME)
         self.temps = 0
         self.enums = enums
+        self.options = options or {}
 
     def const(self, value: Any, hint: str = "c") -> str:
         name = f"_{hint}{len(self.consts)}"
@@ -515,7 +540,7 @@ class _Compiler:
         name = where.rsplit(".", 1)[-1]
         has_default = "default" in f.model_fields_set
         lenient = f.optional or has_default
-        raw = self.source(f, name, rec, parent, lenient)
+        raw = rec if f.flat else self.source(f, name, rec, parent, lenient)
         hint, elem = _unwrap(hint)
         if not lenient:
             return self.convert(f, raw, hint, elem, rec, where)
@@ -548,6 +573,10 @@ class _Compiler:
         kind = f.type
         if kind == "any":
             return v
+        if kind == "string" and f.normalize is not None:
+            fn = self.const(normalizer(f.normalize, self.options, where), "norm")
+            out = f"{fn}({self.scalar(kind, f, v, hint, where)})"
+            return f"({out} or None)" if f.optional else out  # optional: what normalises to nothing is null
         if kind in ("string", "int", "float", "bool", "date", "datetime", "enum"):
             return self.scalar(kind, f, v, hint, where)
         if kind == "object":
@@ -558,14 +587,19 @@ class _Compiler:
             x = f"_x{self.temps}"
             self.temps += 1
             return f"[{self.nested(of, elem, x, rec, where + '.of', inline_var=True)} for {x} in {v}]"
+        if of == "string" and f.normalize is not None:
+            fn = self.const(normalizer(f.normalize, self.options, where), "norm")
+            return f"_norm_list({v}, {fn}, {f.unique})"
         if of == "any":
-            return f"_list({v})"
-        if of == "string":
-            return f"_str_list({v})"
-        x = f"_x{self.temps}"
-        self.temps += 1
-        item = FieldMapping(type=of, format=f.format, naive=f.naive)
-        return f"[{self.scalar(of, item, x, elem, where + '.of')} for {x} in {v}]"
+            out = f"_list({v})"
+        elif of == "string":
+            out = f"_str_list({v})"
+        else:
+            x = f"_x{self.temps}"
+            self.temps += 1
+            item = FieldMapping(type=of, format=f.format, naive=f.naive)
+            out = f"[{self.scalar(of, item, x, elem, where + '.of')} for {x} in {v}]"
+        return f"_unique({out})" if f.unique else out
 
     def nested(self, spec: RecordMapping, hint: Any, v: str, rec: str, where: str, inline_var: bool = False) -> str:
         make = hint if dataclasses.is_dataclass(hint) and isinstance(hint, type) else None
@@ -595,6 +629,9 @@ class _Compiler:
         if kind == "date":
             if f.format in (None, "iso"):
                 return f"(_date_iso({t}) if {bind}.__class__ is str else _native_date({t}))"
+            fast = _fast_date(f.format or "")
+            if fast is not None:
+                return f"({self.const(fast, 'date')}({t}) if {bind}.__class__ is str else _native_date({t}))"
             fmt = repr(f.format)
             return f"(_strptime({t}, {fmt}).date() if {bind}.__class__ is str else _native_date({t}))"
         # datetime
@@ -634,9 +671,77 @@ class _Compiler:
         return self.const(table, "enum")
 
 
+NORMALIZERS = {"trim": "surrounding spaces removed", "lower": "lower-cased", "upper": "upper-cased",
+               "title": "each word capitalised", "email": "trimmed and lower-cased",
+               "e164": "an E.164 phone number (+31612345678), the country from the source's options.phone_country "
+                       "when typed without one; null when it is no phone number",
+               "digits": "digits only", "sha256": "the SHA-256 hex digest of its UTF-8"}
+
+
+def normalizer(names: str | list[str], options: Mapping[str, Any], where: str) -> Callable[[str], Any]:
+    """One function applying the named built-in normalisations in order (null stays null)."""
+    import hashlib
+
+    from connectors import normalize
+
+    steps: list[Callable[[str], Any]] = []
+    for name in [names] if isinstance(names, str) else names:
+        if name == "e164":
+            country = options.get("phone_country")
+            if not country:
+                raise MappingError(f"{where}.normalize: e164 needs the source's options.phone_country (the country "
+                                   f"code of numbers typed without one)")
+            steps.append(lambda v, c=str(country): normalize.phone(v, c))
+        else:
+            steps.append({"trim": str.strip, "lower": str.lower, "upper": str.upper, "title": str.title,
+                          "email": normalize.email, "digits": normalize.card,
+                          "sha256": lambda v: hashlib.sha256(v.encode()).hexdigest()}[name])
+    if len(steps) == 1:
+        return steps[0]
+
+    def chain(v: Any) -> Any:
+        for step in steps:
+            if v is None:
+                return None
+            v = step(v)
+        return v
+    return chain
+
+
+def _norm_list(v: Any, fn: Callable[[str], Any], unique: bool) -> list[Any]:
+    """A list's strings normalised: nulls and empty strings, before or after, left out."""
+    if not isinstance(v, (list, tuple)):
+        _not_list(v)
+    out = [n for n in (fn(x if x.__class__ is str else _to_str(x)) for x in v if x is not None and x != "") if n]
+    return list(dict.fromkeys(out)) if unique else out
+
+
+def _unique(v: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(v))
+
+
+_DMY = re.compile(r"%([dmY])([^%\w])%([dmY])\2%([dmY])")
+
+
+def _fast_date(fmt: str) -> Callable[[str], date] | None:
+    """A split instead of strptime (~5x faster) for day/month/year formats like %d/%m/%Y."""
+    m = _DMY.fullmatch(fmt)
+    if m is None or sorted(m.group(1, 3, 4)) != ["Y", "d", "m"]:
+        return None
+    sep, order = m.group(2), m.group(1, 3, 4)
+    iy, im, id_ = order.index("Y"), order.index("m"), order.index("d")
+
+    def parse(text: str) -> date:
+        parts = text.strip().split(sep)
+        if len(parts) != 3:
+            raise ValueError(f"{text!r} does not match format {fmt!r}")
+        return date(int(parts[iy]), int(parts[im]), int(parts[id_]))
+    return parse
+
+
 def _evaluate(comp: _Compiler, f: FieldMapping, hint: Any, elem: Any, where: str) -> Callable[[Any], Any]:
     """The field's conversion alone, as a function of the raw value (for defaults)."""
-    sub = _Compiler(comp.enums)
+    sub = _Compiler(comp.enums, comp.options)
     body = sub.convert(f.model_copy(update={"optional": False}), "_v", hint, elem, "_r", where)
     code = f"def _conv(_v, _r=None):\n    return {body}\n"
     scope = dict(sub.consts)
@@ -645,7 +750,8 @@ def _evaluate(comp: _Compiler, f: FieldMapping, hint: Any, elem: Any, where: str
 
 
 def compile_mapping(spec: RecordMapping | Mapping[str, Any] | str, make: Callable[..., Any] | None = None,
-                    *, name: str = "record", enums: Mapping[str, type[enum.Enum]] | None = None) -> Mapper:
+                    *, name: str = "record", enums: Mapping[str, type[enum.Enum]] | None = None,
+                    options: Mapping[str, Any] | None = None) -> Mapper:
     """Compile a record mapping once; returns `map(raw, parent=None) -> record`.
 
     `spec` is a RecordMapping, its dict form, or YAML text. `make` is the record constructor (a
@@ -655,7 +761,7 @@ def compile_mapping(spec: RecordMapping | Mapping[str, Any] | str, make: Callabl
         spec = yaml.safe_load(spec)
     if not isinstance(spec, RecordMapping):
         spec = RecordMapping.model_validate(spec)
-    comp = _Compiler(enums or {})
+    comp = _Compiler(enums or {}, options)
     try:
         body = comp.record(spec, make, "r", "p", "")
     except ValueError as exc:
@@ -698,3 +804,6 @@ def compile_mapping(spec: RecordMapping | Mapping[str, Any] | str, make: Callabl
 def _ident(name: str) -> str:
     out = re.sub(r"\W", "_", name)
     return out if out.isidentifier() and not out[0].isdigit() else f"_{out}"
+
+
+_late_runtime()

@@ -14,9 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urljoin
 
-import aiohttp
-
-from connectors.base import Fetcher, SourceConfig
+from connectors.base import Fetcher
 from connectors.declaration import (
     KEY,
     KEYS,
@@ -27,32 +25,27 @@ from connectors.declaration import (
     OffsetPages,
     PageNumbers,
     getter,
-    record_class,
     template,
 )
 from connectors.http import HttpConnector
-from connectors.mapping import Mapper, compile_mapping
+from connectors.mapping import Mapper
 
 # (path, query parameters or None, JSON body or None) -> the records of every page, or None: not found
 Pages = Callable[[str, Any, Any], Awaitable[list[Any] | None]]
 
 
 class RestConnector(HttpConnector):
-    """A REST source: its declared entities, plus those of a mapping module if it names one."""
-
-    def __init__(self, config: SourceConfig, session: aiohttp.ClientSession) -> None:
-        super().__init__(config, session)
-        self.mappers: dict[str, Mapper] = {}  # each declared entity's compiled mapping (for writes' answers)
-        declared = {name: self.declared(name, e) for name, e in config.entities.items()}
-        both = sorted(declared.keys() & self.entities.keys())
-        if both:
-            raise ValueError(f"entities.{both[0]}: declared and also in connectors.mappings.{config.mapping}")
-        self.entities = {**declared, **self.entities}
+    """A REST source: its declared entities (compiled by `declared`), plus those of a mapping module if
+    it names one."""
 
     def declared(self, name: str, e: Entity) -> Fetcher:
         """The fetch of one declared entity, compiled."""
-        mapper = self.mappers[name] = compile_mapping(e.mapping, record_class(e.record), name=f"{self.name}.{name}")
+        mapper: Mapper = self.mapper(name, e)
+        if e.value is not None:
+            value = getter(e.value)
+            mapper = lambda r, p=None: value(r)  # noqa: E731
         req = e.request
+        assert req is not None
         marker = KEY if req.per_key else KEYS
         pages = self.pages(e)
         params = _params(req.params, marker, req.join)

@@ -1,4 +1,9 @@
-"""SQL sources through SQLAlchemy 2 async: SQLite (aiosqlite), PostgreSQL (asyncpg), MariaDB (asyncmy)."""
+"""SQL sources through SQLAlchemy 2 async: SQLite (aiosqlite), PostgreSQL (asyncpg), MariaDB (asyncmy).
+
+A declared entity is a SELECT whose `IN :keys` takes the keys (or a table read by its key column); its
+rows are the records, each mapped, by the key it carries. Every read goes through `rows`: compiled once
+per shape, run on the driver's connection.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import NullType
 
-from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, SourceConfig
+from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, Fetcher, SourceConfig
+from connectors.declaration import Entity, assemble, expression
 from connectors.sql_drivers import FAILED, UNAVAILABLE, driver_for
 
 SHAPES = 512  # compiled reads kept per source, oldest dropped: (statement, number of keys, parameter names)
@@ -35,6 +41,28 @@ class SqlConnector(Connector):
         self._idle: list[tuple[AsyncConnection, Any]] = []  # (SQLAlchemy's connection, the driver's)
         self._shapes: OrderedDict[tuple[str, int, tuple[str, ...]], tuple[str, Recipe]] = OrderedDict()
         self._statements: dict[str, Any] = {}
+
+    def declared(self, name: str, e: Entity) -> Fetcher:
+        """One SELECT for all the keys (`bind` turns each key into the value the IN compares)."""
+        sql = e.sql if e.sql is not None else \
+            f"SELECT {', '.join(e.columns) or '*'} FROM {e.table} WHERE {e.key_column} IN :keys"
+        answer = assemble(e, self.mapper(name, e), self.name)
+        read = self.rows
+        if e.mapping is not None and (e.group is None or e.group.python is None):
+            async def rows(sql: str, keys: Sequence[Any]) -> Rows:
+                # The mapping reads optional columns with .get, which a driver's row may not have.
+                return [dict(r) for r in await read(sql, keys)]
+        else:
+            rows = read
+        if e.bind is None:
+            async def fetch(_: Any, keys: list[str]) -> dict[str, Any]:
+                return answer(await rows(sql, keys), keys)
+            return fetch
+        bind = expression(e.bind)
+
+        async def fetch_bound(_: Any, keys: list[str]) -> dict[str, Any]:
+            return answer(await rows(sql, sorted({bind({"key": k}) for k in keys})), keys)
+        return fetch_bound
 
     async def rows(self, sql: str, keys: Sequence[Any], **params: Any) -> Rows:
         """Rows of `sql` (by column name), whose `:keys` parameter expands to the list of keys."""

@@ -1,44 +1,20 @@
-"""CRM (customer master, SQL): table `customers`, keyed by CRM number."""
+"""CRM: the updatePreferences write (writes are not declared yet; the reads are declared in
+sources/crm.yaml)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from connectors import normalize
 from connectors.sql import SqlConnector
 from schema import graph
 
-Address, Consent, CrmRecord = graph.record("Address"), graph.record("Consent"), graph.record("CrmRecord")
-Channel, Segment = graph.enum("Channel"), graph.enum("Segment")
+Channel = graph.enum("Channel")
 
-SEGMENTS = {"CONS": Segment.CONSUMER, "SMB": Segment.SMALL_BUSINESS, "ENT": Segment.ENTERPRISE, "VIP": Segment.VIP}
-CHANNELS = {"E": Channel.EMAIL, "S": Channel.SMS, "P": Channel.VOICE, "M": Channel.MAIL}
+ENTITIES: dict[str, Any] = {}  # every read is declared
 
-
-def record(row: dict[str, Any], country: str) -> CrmRecord:
-    phones = [p for p in (normalize.phone(row[k], country) for k in ("phone_home", "phone_mobile") if row[k]) if p]
-    return CrmRecord(
-        crm_id=row["cust_no"], first_name=row["given_name"].strip().title(), last_name=row["family_name"].strip(),
-        email=normalize.email(row["email_addr"]) if row["email_addr"] else None,
-        phones=list(dict.fromkeys(phones)),
-        address=Address(row["addr_line1"], row["addr_city"], row["addr_postcode"], row["addr_country"]),
-        segment=SEGMENTS.get(row["segment_code"]), language=row["lang"],
-        preferred_channel=CHANNELS.get(row["pref_contact"]),
-        consent=Consent(bool(row["consent_email"]), bool(row["consent_sms"]), bool(row["consent_phone"])),
-        created_on=row["created_on"],
-    )
-
-
-async def fetch_crm(c: SqlConnector, keys: list[str]) -> dict[str, CrmRecord]:
-    country = str(c.config.options.get("phone_country", "31"))
-    rows = await c.rows("SELECT * FROM customers WHERE cust_no IN :keys", keys)
-    return {r["cust_no"]: record(r, country) for r in rows}
-
-
-ENTITIES = {"crm": fetch_crm}
 PREFERENCE_COLUMNS = {"preferred_channel": "pref_contact", "language": "lang", "consent_email": "consent_email",
                       "consent_sms": "consent_sms", "consent_phone": "consent_phone"}
-CHANNEL_CODES = {v: k for k, v in CHANNELS.items()}
+CHANNEL_CODES = {Channel.EMAIL: "E", Channel.SMS: "S", Channel.VOICE: "P", Channel.MAIL: "M"}
 
 
 async def update_preferences(c: SqlConnector, payload: dict[str, Any]) -> int:
