@@ -26,6 +26,7 @@ from schema.declared import DeclarationError, Declarations, Graph, build_types
 from server.app import build_schema
 from server.execution import Executor, _reader
 from tests.handwritten import records as r  # today's hand-written records: the reference
+from tests.test_mapping import BILLING
 
 # The record types and enums of connectors/records.py and schema/types.py, declared once each.
 DECLARATIONS = """
@@ -366,28 +367,7 @@ def test_records_and_enums_pickle_by_their_registered_name(registry: Any) -> Non
 
 # --- mapped records through the built schema ----------------------------------------------------------
 
-ACCOUNT_MAPPING = """
-fields:
-  number: accountNumber
-  holder: {from: holder, optional: true}
-  status: {from: status, type: enum, case_insensitive: true}
-  currency: currency
-  balance: {from: balance, type: float}
-  overdue: {from: overdue, type: bool}
-  days_past_due: {from: daysPastDue, type: int, default: 0}
-  invoices:
-    type: list
-    default: []
-    of:
-      fields:
-        number: invoiceNumber
-        account_number: {parent: accountNumber}
-        issued_on: {from: issueDate, type: date}
-        due_on: {from: dueDate, type: date}
-        amount: {from: amount, type: float}
-        amount_paid: {from: amountPaid, type: float}
-        status: {from: state, type: enum}
-"""
+ACCOUNT_MAPPING = BILLING  # the billing declaration tests/test_mapping.py proves equal to the hand-written one
 PAYLOAD = {"accountNumber": "BA-100042", "holder": "DOE, Jane", "status": "ACTIVE", "currency": "EUR",
            "balance": "120.50", "overdue": True, "daysPastDue": 12,
            "invoices": [{"invoiceNumber": "INV-7", "issueDate": "2024-05-01", "dueDate": "2024-05-31",
