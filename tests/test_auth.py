@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -18,6 +18,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from server.auth import Authenticator, AuthError, issue
 from server.policy import mask_contact, mask_email, mask_initials, mask_phone
 from server.settings import AuthSettings, RoleSettings
+from tests.local_server import serving
 
 SECRET = "s" * 32
 ROLES = {"agent": RoleSettings(), "pos": RoleSettings(mutations=[])}
@@ -96,22 +97,15 @@ def test_first_known_role_wins_and_unknown_roles_are_403() -> None:
 Keys = dict[str, Any]
 
 
-async def _jwks_server(keys: Keys) -> tuple[web.AppRunner, str, list[int]]:
-    """A JWKS endpoint on loopback serving whatever `keys` holds now; counts its fetches."""
-    fetches: list[int] = []
-
+def _jwks_app(keys: Keys, fetches: list[int]) -> web.Application:
+    """A JWKS endpoint serving whatever `keys` holds now; counts its fetches."""
     async def jwks(_request: web.Request) -> web.Response:
         fetches.append(1)
         return web.json_response({"keys": list(keys.values())})
 
     app = web.Application()
     app.add_routes([web.get("/jwks.json", jwks)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/jwks.json", fetches
+    return app
 
 
 def _public_jwk(private: Any, kid: str, alg: str) -> dict[str, Any]:
@@ -133,8 +127,9 @@ def test_jwks_keys_rotation_and_rate_limited_refetch(alg: str, make: Callable[[]
                           private, algorithm=alg, headers={"kid": kid})
 
     async def go() -> None:
-        runner, url, fetches = await _jwks_server(keys)
-        try:
+        fetches: list[int] = []
+        async with serving(_jwks_app(keys, fetches)) as base:
+            url = f"{base}/jwks.json"
             clock = Clock()
             auth = Authenticator(_settings(hs256_secret="", jwks_url=url, jwks_min_refetch_s=30), ROLES)
             assert auth.jwks is not None
@@ -157,8 +152,6 @@ def test_jwks_keys_rotation_and_rate_limited_refetch(alg: str, make: Callable[[]
             hs = jwt.encode({"roles": ["agent"], "exp": 4_000_000_000}, "x" * 32, algorithm="HS256")
             with pytest.raises(AuthError, match="HS256"):
                 await auth.authenticate(f"Bearer {hs}")
-        finally:
-            await runner.cleanup()
 
     _run(go())
 

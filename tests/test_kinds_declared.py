@@ -29,6 +29,7 @@ from connectors.mapping import MappingError, compile_mapping
 from connectors.sql import SqlConnector
 from connectors.xml import SOAP_NS, XmlConnector, element_dict
 from schema.graph import record
+from tests.local_server import serving
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,19 +198,13 @@ def http_service(seen: list[Any]) -> web.Application:
 @asynccontextmanager
 async def http_source(kind: str, entities: dict[str, Any]) -> AsyncIterator[tuple[Connector, list[Any]]]:
     seen: list[Any] = []
-    runner = web.AppRunner(http_service(seen), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    session = new_session()
-    cfg = config.source_config("things", {"kind": kind, "url": f"http://127.0.0.1:{port}", "retries": 0,
-                                          "entities": entities})
-    try:
-        yield (GraphQLConnector if kind == "graphql" else XmlConnector)(cfg, session), seen
-    finally:
-        await session.close()
-        await runner.cleanup()
+    async with serving(http_service(seen)) as url:
+        session = new_session()
+        cfg = config.source_config("things", {"kind": kind, "url": url, "retries": 0, "entities": entities})
+        try:
+            yield (GraphQLConnector if kind == "graphql" else XmlConnector)(cfg, session), seen
+        finally:
+            await session.close()
 
 
 MEMBER = {"document": "query M($cards: [ID!]!) { members(cardNumbers: $cards) { card tier perks { name } } }",

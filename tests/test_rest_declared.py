@@ -24,6 +24,7 @@ from estate.generate import generate
 from schema.graph import record
 from tests.handwritten import analytics, billing, contact, helpdesk, marketing, shipping, staff
 from tests.handwritten.records import record_class  # the reference's record for a declared type
+from tests.local_server import serving
 
 Identity = record("Identity")
 
@@ -150,17 +151,12 @@ def declared(url: str, **changes: Any) -> SourceConfig:
 async def source(**changes: Any) -> AsyncIterator[tuple[Any, list[str]]]:
     from connectors.rest import RestConnector
     calls: list[str] = []
-    runner = web.AppRunner(service(calls), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    session = new_session()
-    try:
-        yield RestConnector(declared(f"http://127.0.0.1:{port}", **changes), session), calls
-    finally:
-        await session.close()
-        await runner.cleanup()
+    async with serving(service(calls)) as url:
+        session = new_session()
+        try:
+            yield RestConnector(declared(url, **changes), session), calls
+        finally:
+            await session.close()
 
 
 def run(scenario: Callable[[], Awaitable[T]]) -> T:

@@ -13,8 +13,9 @@ from aiohttp import web
 
 from connectors.base import Rejection, SourceConfig, SourceError, SourceRejected
 from connectors.http import new_session
-from connectors.rest import RestConnector
 from connectors.resilience import CLOSED, HALF_OPEN, OPEN
+from connectors.rest import RestConnector
+from tests.local_server import serving
 
 T = TypeVar("T")
 REUSED = Rejection(422, "IDEMPOTENCY_KEY_REUSED", "use a new key", body_contains="key reused")
@@ -31,19 +32,14 @@ async def source(status: int, body: str) -> AsyncIterator[tuple[RestConnector, l
 
     app = web.Application()
     app.router.add_post("/write", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    session = new_session()
-    config = SourceConfig(name="contact", kind="rest", mapping="contact", system="contact",
-                          url=f"http://127.0.0.1:{port}", circuit_failures=3, retries=2, retry_backoff_ms=1)
-    try:
-        yield RestConnector(config, session), calls
-    finally:
-        await session.close()
-        await runner.cleanup()
+    async with serving(app) as url:
+        session = new_session()
+        config = SourceConfig(name="contact", kind="rest", mapping="contact", system="contact",
+                              url=url, circuit_failures=3, retries=2, retry_backoff_ms=1)
+        try:
+            yield RestConnector(config, session), calls
+        finally:
+            await session.close()
 
 
 async def write(c: RestConnector) -> object:
