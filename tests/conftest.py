@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from estate.generate import Estate as EstateData
 from estate.generate import generate
-from tests.harness import Estate, Gateway, gateway_config, start_estate, start_gateway
+from tests.harness import ROOT, Estate, Gateway, gateway_config, start_estate, start_gateway
 
 # A small helpdesk page so that cursor pagination is exercised on every run.
 HELPDESK_PAGE = 5
@@ -46,3 +47,12 @@ def _no_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "estate" in request.fixturenames:
         request.getfixturevalue("estate").clear_faults()
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """gateway.yaml with its sources and operations folders, copied into a temporary folder to break."""
+    shutil.copy(ROOT / "gateway.yaml", tmp_path / "gateway.yaml")
+    shutil.copytree(ROOT / "sources", tmp_path / "sources")
+    shutil.copytree(ROOT / "operations", tmp_path / "operations")
+    return tmp_path

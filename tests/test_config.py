@@ -3,7 +3,6 @@ file and the key path; `gateway.py check` and `check --ping`."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +17,6 @@ from tests.harness import ROOT, Estate, gateway_config
 SOURCES = ("crosswalk", "crm", "shop", "billing", "helpdesk", "contact", "marketing", "loyalty", "warranty",
            "shipping", "staff", "analytics")
 
-
-@pytest.fixture
-def copy(tmp_path: Path) -> Path:
-    """gateway.yaml and its sources folder, copied (the operations folder too)."""
-    shutil.copy(ROOT / "gateway.yaml", tmp_path / "gateway.yaml")
-    shutil.copytree(ROOT / "sources", tmp_path / "sources")
-    shutil.copytree(ROOT / "operations", tmp_path / "operations")
-    return tmp_path
 
 
 def edit(path: Path, change: dict[str, Any], drop: tuple[str, ...] = ()) -> None:

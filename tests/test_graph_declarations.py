@@ -6,7 +6,6 @@ file whose types are not the ones built."""
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
@@ -57,13 +56,6 @@ def test_a_shared_file_is_not_a_source() -> None:
     assert "_shared" not in cfg.sources and len(cfg.sources) == 12
     assert "_shared" not in config.inline(ROOT / "gateway.yaml")["sources"]
 
-
-@pytest.fixture
-def copy(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "gateway.yaml", tmp_path / "gateway.yaml")
-    shutil.copytree(ROOT / "sources", tmp_path / "sources")
-    shutil.copytree(ROOT / "operations", tmp_path / "operations")
-    return tmp_path
 
 
 def _refused(path: Path) -> str:
