@@ -18,6 +18,7 @@ from connectors.base import Connector
 from connectors.http import new_session
 from resolvers.context import Context, Sources
 from server.app import build_schema
+from server.limits import Limits
 from server.runtime import tune_gc
 from tests.harness import LIVE, Gateway, gateway_config
 from tests.queries import CUSTOMER_FULL
@@ -77,13 +78,14 @@ async def _in_process(est: Any, ids: list[str], rounds: int) -> dict[str, float]
     floor = Floor(est.data, est.ports)
     await floor.open()
     schema = build_schema()
+    limits = Limits(sources.config.limits, sources.config.max_ids)  # checked per request, as the endpoint does
     thresholds = gc.get_threshold()
     gc.freeze()  # the benchmark's own data stays out of the collector's passes...
     tune_gc()  # ...and the collector is set as the gateway sets it
 
     async def graphql(golden_id: str, no_cache: bool) -> None:
         result = await schema.execute(CUSTOMER_FULL, variable_values={"id": golden_id},
-                                      context_value=Context(sources, no_cache=no_cache))
+                                      context_value=Context(sources, no_cache=no_cache, limits=limits))
         assert not result.errors, result.errors
 
     try:

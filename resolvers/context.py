@@ -65,9 +65,10 @@ class Sources:
 class Context:
     """Created for each GraphQL request; loaders collect keys across the whole query."""
 
-    def __init__(self, sources: Sources, no_cache: bool = False, principal: Any = None) -> None:
+    def __init__(self, sources: Sources, no_cache: bool = False, principal: Any = None, limits: Any = None) -> None:
         self.sources = sources
         self.principal = principal  # who is asking (subject, role), or None when auth is off
+        self.limits = limits  # the operation limits the parse and validate steps check (server/limits.py)
         self.masked: dict[str, str] = {}  # field coordinate -> mask, for the response's extensions.masked
         self.config = sources.config
         self.no_cache = no_cache  # Cache-Control: no-cache: read live, refresh the cache

@@ -19,7 +19,7 @@ from resolvers.context import Context, Sources
 from server.apq import ApqError, ApqStore
 from server.auth import Authenticator, AuthError, Principal
 from server.errors import format_error, is_request_error
-from server.limits import Disconnected, PayloadTooLarge, guarded, limits_for, read_body
+from server.limits import Disconnected, Limits, PayloadTooLarge, guarded, read_body
 from server.operations import Registry, check_allowed
 from server.policy import Policies
 
@@ -129,6 +129,7 @@ class GraphQLEndpoint:
         self.sources = sources
         self.auth = auth  # None: `auth: {mode: none}`, every caller trusted
         self.policies = policies
+        self.limits = Limits(sources.config.limits, sources.config.max_ids)  # and the shapes of documents seen
         self.graphiql = GRAPHIQL_HTML.read_text().replace("__DEFAULT_QUERY_JSON__", _html_json(EXAMPLE_QUERY)) \
             .replace("__DEFAULT_HEADERS_JSON__", _html_json(json.dumps(graphiql_headers or {}, indent=2)))
 
@@ -170,8 +171,8 @@ class GraphQLEndpoint:
             if denied is not None:  # an authorization decision, like 401/403 from auth: 403 for either media type
                 return _reply({"errors": [{"message": denied, "extensions": {"code": "FORBIDDEN"}}]}, 403, media)
         schema = self.schema if principal is None or self.policies is None else self.policies.schema(principal.role)
-        context = Context(self.sources, no_cache=no_cache, principal=principal)
-        limits = limits_for(self.sources.config)
+        limits = self.limits
+        context = Context(self.sources, no_cache=no_cache, principal=principal, limits=limits)
         work = schema.execute(query, variable_values=variables, operation_name=op,
                               context_value=context, allowed_operation_types=allowed)
         try:
@@ -215,7 +216,7 @@ class GraphQLEndpoint:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != JSON:
             return _bad_request("Content-Type must be application/json", media, 415)
-        limits = limits_for(self.sources.config)
+        limits = self.limits
         try:
             if limits.enabled:  # refused while reading, never buffered whole (server/limits.py)
                 deadline = request.scope["cg.deadline"] = asyncio.get_running_loop().time() + limits.deadline_s
@@ -249,7 +250,7 @@ class GraphQLEndpoint:
         refused = await self.authenticate(request, media)
         if refused is not None:
             return refused
-        limits = limits_for(self.sources.config)
+        limits = self.limits
         if limits.enabled and len(request.scope.get("query_string", b"")) > limits.max_body_bytes:
             return _too_large(limits.max_body_bytes, media, 414)  # the same cap as a body, on the URI
         raw: dict[str, Any] = dict(request.query_params)

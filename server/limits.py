@@ -480,17 +480,6 @@ class Limits:
                              self.max_tokens).graphql()
 
 
-_by_config: dict[int, tuple[Any, Limits]] = {}
-
-
-def limits_for(config: Any) -> Limits:
-    """The Limits of a GatewayConfig (one per config object, kept for the life of the process)."""
-    found = _by_config.get(id(config))
-    if found is None or found[0] is not config:
-        found = _by_config[id(config)] = (config, Limits(config.limits, config.max_ids))
-    return found[1]
-
-
 # --- HTTP ----------------------------------------------------------------------------------------------
 async def read_body(request: Any, cap: int) -> bytes:
     """The request body, refused with PayloadTooLarge on a Content-Length above `cap` before reading and

@@ -20,7 +20,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from resolvers.errors import ClientError
-from server.limits import Limits, limits_for
+from server.limits import Limits
 
 MAXSIZE = 256  # bounded: a public endpoint must not let unique query texts grow memory
 _documents: OrderedDict[str, Any] = OrderedDict()
@@ -38,11 +38,9 @@ class OperationNameRequired(ClientError):
 
 
 def _limits(ctx: Any) -> Limits | None:
-    config = getattr(ctx.context, "config", None)
-    if config is None:
-        return None
-    limits = limits_for(config)
-    return limits if limits.enabled else None
+    """The request's limits (the endpoint puts them on its context), when they are on."""
+    limits = getattr(ctx.context, "limits", None)
+    return limits if limits is not None and limits.enabled else None
 
 
 class QueryCache(SchemaExtension):

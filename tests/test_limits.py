@@ -159,7 +159,8 @@ def test_shapes_are_cached_by_query_text() -> None:
 # --- through strawberry: the token limit, operationName -------------------------------------------------
 def execute(query: str, op: str | None = None, **settings: Any) -> Any:
     config = GatewayConfig(limits=LimitSettings(**settings))
-    return asyncio.run(SCHEMA.execute(query, operation_name=op, context_value=SimpleNamespace(config=config)))
+    context = SimpleNamespace(config=config, limits=Limits(config.limits, config.max_ids))  # as the endpoint sets it
+    return asyncio.run(SCHEMA.execute(query, operation_name=op, context_value=context))
 
 
 def test_token_limit_in_our_parse_and_strawberrys() -> None:
