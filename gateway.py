@@ -3,7 +3,7 @@
   python gateway.py demo [--port 8000] [--port-base 9100] [--customers N]
   python gateway.py serve --config gateway.yaml [--port 8000] [--workers 1]
   python gateway.py token --role ROLE [--sub SUBJECT] [--ttl SECONDS] [--config FILE]
-  python gateway.py schema
+  python gateway.py schema [--config gateway.yaml]
   python gateway.py check [--config gateway.yaml] [--ping] [--timeout 3]
 """
 
@@ -26,15 +26,21 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import aiohttp
 import uvicorn
 
-import config as gateway_config
-import connectors
-from connectors.base import SourceError, SourceRejected
-from connectors.declaration import record_class
-from connectors.mapping import compile_mapping
-from server.app import build_schema, create_app
-from server.auth import issue
-from server.operations import Registry, allow_list
-from server.policy import Policies
+from graph_folder import build_or_exit, use_config_folder
+
+if __name__ == "__main__":  # the types are built from the config's sources folder, before any import of them
+    use_config_folder(sys.argv[1:])
+    build_or_exit()
+
+import config as gateway_config  # noqa: E402
+import connectors  # noqa: E402
+from connectors.base import SourceError, SourceRejected  # noqa: E402
+from connectors.declaration import record_class  # noqa: E402
+from connectors.mapping import compile_mapping  # noqa: E402
+from server.app import build_schema, create_app  # noqa: E402
+from server.auth import issue  # noqa: E402
+from server.operations import Registry, allow_list  # noqa: E402
+from server.policy import Policies  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -307,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--sub", default="developer", help="the token's subject (default: developer)")
     t.add_argument("--ttl", type=int, default=0, help="seconds it is valid (default: auth.default_ttl_s)")
     t.add_argument("--config", default=str(HERE / "gateway.yaml"))
-    sub.add_parser("schema", help="print the GraphQL SDL")
+    sub.add_parser("schema", help="print the GraphQL SDL").add_argument(
+        "--config", default=str(HERE / "gateway.yaml"), help="its sources folder's declarations (default: sources/)")
     c = sub.add_parser("check", help="validate the configuration and print its sources, Customer fields and roles")
     c.add_argument("--config", default=str(HERE / "gateway.yaml"))
     c.add_argument("--ping", action="store_true", help="also call each source once: up or down, and how fast")

@@ -221,6 +221,43 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 KIND_MARKERS = {"rest": ("request",), "sql": ("sql", "table"), "graphql": ("document",), "xml": ("envelope",)}
 
 
+class Keys(_Model):
+    """Where an entity's keys for a customer come from. By default, the customer's ids in this source's
+    system (the identity crosswalk); with `from`, a field of another entity's records of the same
+    customer (`crm.email`: survey answers keyed by the CRM's email; `orders.number`: shipments of the
+    customer's orders; `interactions.agent_id`: the agent of each interaction), normalised."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str = Field(alias="from", pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$",
+                       description="entity.field: another entity and the field of its records holding the key "
+                                   "(a value or a list of values)")
+    normalize: list[str] = Field([], description="built-in normalisations applied to each key (connectors/"
+                                                 "mapping.py NORMALIZERS): trim, lower, email, e164, sha256...")
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _one(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("normalize")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from connectors.mapping import NORMALIZERS
+        unknown = [n for n in v if n not in NORMALIZERS]
+        if unknown:
+            raise ValueError(f"unknown normalisation {unknown[0]!r} (one of {', '.join(NORMALIZERS)})")
+        return v
+
+    @property
+    def entity(self) -> str:
+        return self.from_.split(".")[0]
+
+    @property
+    def field(self) -> str:
+        return self.from_.split(".")[1]
+
+
 class Entity(_Model):
     """One entity a source provides: how its keys are asked for, where the records are, and their
     mapping. How it is asked depends on the source's kind: `request` (rest), `sql` or `table` (sql),
@@ -259,6 +296,7 @@ class Entity(_Model):
     value: Path | None = Field(None, description="each record is this value of the row or item, unmapped")
     record: str | None = Field(None, description="the declared type whose record this entity's mapping makes")
     mapping: RecordMapping | None = None
+    keys: Keys | None = Field(None, description="where the customer's keys come from (default: the crosswalk)")
 
     @field_validator("record")
     @classmethod
@@ -342,7 +380,7 @@ KIND_FIELDS = {"rest": {"request", "pagination", "not_found"},
 
 def expression(text: str) -> Callable[[Any], Any]:
     """A CEL expression over a record's fields, compiled once into a function of the record."""
-    from connectors.mapping import Translator, parse_cel
+    from connectors.cel import Translator, parse_cel
     code = Translator("r", {}, "p").expr(parse_cel(text))
     scope: dict[str, Any] = dict(_RUNTIME)
     exec(compile(f"def _f(r, p=None):\n    return {code}\n", f"<expression {text!r}>", "exec"), scope)  # noqa: S102

@@ -39,11 +39,7 @@ async def _language(info: Info, customer: CustomerData, asked: str | None) -> st
     """The language asked for, else the CRM's, loading the CRM record if the query did not already."""
     if asked is not None:
         return asked
-    ctx: Context = info.context
-    crm_records = customer.crm
-    if not crm_records:
-        crm = ctx.source(ctx.config.crm)
-        crm_records = [r for r in await ctx.load_many(crm, "crm", customer.ids_in(crm.config.system)) if r]
+    crm_records = await records(info, "crm", customer)
     return crm_records[0].language if crm_records else None
 
 

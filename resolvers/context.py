@@ -27,6 +27,28 @@ def flatten(results: list[list[Any]]) -> list[Any]:
     return out
 
 
+@dataclass(frozen=True)
+class KeySpec:
+    """An entity keyed by a field of another entity's records (its declaration's `keys: {from:}`)."""
+
+    entity: str
+    field: str
+    normalize: Callable[[Any], Any] | None
+
+
+def key_specs(connectors: dict[str, Connector]) -> dict[tuple[str, str], KeySpec]:
+    """(source, entity) -> where its keys come from, for the entities not keyed by the crosswalk."""
+    from connectors.mapping import normalizer
+    out = {}
+    for c in connectors.values():
+        for name, e in c.config.entities.items():
+            if e.keys is not None:
+                norm = normalizer(e.keys.normalize, c.config.options, f"{c.name}.entities.{name}.keys") \
+                    if e.keys.normalize else None
+                out[(c.name, name)] = KeySpec(e.keys.entity, e.keys.field, norm)
+    return out
+
+
 @dataclass
 class Sources:
     """The gateway-wide set of connectors, indexed by the entities their mappings provide."""
@@ -35,8 +57,10 @@ class Sources:
     connectors: dict[str, Connector]
     cache: RecordCache | None = None
     providers: dict[str, list[Connector]] = field(default_factory=dict)
+    key_specs: dict[tuple[str, str], KeySpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.key_specs = key_specs(self.connectors)
         by_entity: dict[str, list[Connector]] = defaultdict(list)
         for c in self.connectors.values():
             for entity in c.entities:

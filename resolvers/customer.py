@@ -12,61 +12,43 @@ from typing import Any
 from strawberry.types import Info
 
 from connectors import normalize
-from connectors.base import SourceError
-from resolvers.context import Context, flatten
+from connectors.base import Connector
+from resolvers.context import Context, KeySpec, flatten
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.futures import chain
 from schema.graph import record
 
-CrmRecord, Identity = record("CrmRecord"), record("Identity")
+Identity = record("Identity")
 
+IDENTITIES = "identities"  # the identity source's entity: a golden id's records in every system
 GOLDEN_ID = re.compile(r"^C-\d{6}$")
 
 
 @dataclass(slots=True)
 class CustomerData:
-    """A golden customer as resolved at object level: its identities and CRM records."""
+    """A golden customer as resolved at object level: its identities (each system's ids for it)."""
 
     id: str
     identities: list[Identity]
-    crm: list[CrmRecord] = field(default_factory=list)
-    crm_error: SourceError | None = None  # the CRM failed: its fields error, the rest still resolves
-
-    def crm_records(self) -> list[CrmRecord]:
-        if self.crm_error is not None:
-            raise self.crm_error
-        return self.crm
+    # entity -> its records of this customer, or a future of them: every field fed by one entity
+    # (a profile's name, emails, phones...) shares one load.
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def ids_in(self, system: str) -> list[str]:
         return [i.id for i in self.identities if i.system == system]
 
 
-async def load_customers(info: Info, ids: list[str], with_crm: bool) -> list[CustomerData | Exception]:
+async def load_customers(info: Info, ids: list[str]) -> list[CustomerData | Exception]:
     """Customers in the order asked; a BadUserInput or NotFound in place of each bad or unknown id."""
     ctx: Context = info.context
     valid = [i for i in ids if GOLDEN_ID.match(i)]
     identity = ctx.source(ctx.config.identity)
-    found = dict(zip(valid, await ctx.load_many(identity, "identities", valid, info.path.as_list)))
-    customers = {gid: CustomerData(gid, idents) for gid, idents in found.items() if idents}
-    if with_crm and customers:
-        await _attach_crm(ctx, list(customers.values()), info)
+    found = dict(zip(valid, await ctx.load_many(identity, IDENTITIES, valid, info.path.as_list)))
+    # The identity source's records of each customer are its identities: loaded already.
+    customers = {gid: CustomerData(gid, idents, {IDENTITIES: idents}) for gid, idents in found.items() if idents}
     return [customers.get(i) or (NotFound(f"no customer with id {i}") if GOLDEN_ID.match(i) else
                                  BadUserInput(f"malformed customer id {i!r}: expected the form C-000042"))
             for i in ids]
-
-
-async def _attach_crm(ctx: Context, customers: list[CustomerData], info: Info) -> None:
-    crm = ctx.source(ctx.config.crm)
-    system = crm.config.system
-    keys = [k for c in customers for k in c.ids_in(system)]
-    try:
-        records = dict(zip(keys, await ctx.load_many(crm, "crm", keys, info.path.as_list)))
-    except SourceError as exc:
-        for c in customers:
-            c.crm_error = exc
-        return
-    for c in customers:
-        c.crm = [records[k] for k in c.ids_in(system) if records.get(k) is not None]
 
 
 def match_keys(ctx: Context, email: str | None, phone: str | None, loyalty_card: str | None) -> list[str]:
@@ -116,17 +98,82 @@ def then(result: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(result)
 
 
+async def settled(result: Any) -> Any:
+    """A value that may still be to come (a future, a coroutine, or a value), awaited."""
+    return await result if inspect.isawaitable(result) else result
+
+
+Pairs = list[tuple[Connector, list[str]]]
+
+
+def keys_of(records: list[Any], spec: KeySpec) -> list[str]:
+    """The distinct, normalised keys one field of these records holds (a value or a list of values)."""
+    out: dict[str, None] = {}
+    for r in records:
+        value = getattr(r, spec.field, None)
+        for v in value if isinstance(value, list) else (value,):
+            if v is not None:
+                k = spec.normalize(v) if spec.normalize else v
+                if k is not None:
+                    out[str(k)] = None
+    return list(out)
+
+
+def customer_pairs(info: Info, entity: str, customer: CustomerData) -> Pairs | Awaitable[Pairs]:
+    """Each source providing `entity`, with the customer's keys there: their ids in its system (from the
+    crosswalk), or for an entity keyed by another's field, that field of the customer's records of it
+    (then still to come)."""
+    ctx: Context = info.context
+    pairs: Pairs = []
+    derived: list[tuple[Connector, KeySpec]] = []
+    for c in ctx.providers(entity):
+        spec = ctx.sources.key_specs.get((c.name, entity))
+        if c.name == ctx.config.identity:  # the crosswalk knows the customer by the golden id itself
+            pairs.append((c, [customer.id]))
+        elif spec is None:
+            pairs.append((c, customer.ids_in(c.config.system)))
+        else:
+            derived.append((c, spec))
+    if not derived:
+        return pairs
+
+    async def later() -> Pairs:
+        out = list(pairs)
+        for c, spec in derived:
+            out.append((c, keys_of(await settled(records_now(info, spec.entity, customer)), spec)))
+        return out
+    return later()
+
+
 def records_now(info: Info, entity: str, customer: CustomerData) -> list[Any] | Awaitable[list[Any]]:
-    """`records`: at once when every record is a fresh in-process cache hit, else a future of them."""
-    return _records_now(info, entity, [(c, customer.ids_in(c.config.system)) for c in info.context.providers(entity)])
+    """The customer's records of `entity`, lists flattened: at once when every record is a fresh
+    in-process cache hit, else a future of them; one load per customer and entity, whichever fields ask."""
+    memo = customer.memo
+    found = memo.get(entity)
+    if found is None:
+        pairs = customer_pairs(info, entity, customer)
+        if isinstance(pairs, list):
+            found = _records_now(info, entity, pairs)
+        else:
+            found = asyncio.ensure_future(_derived(info, entity, pairs))
+        memo[entity] = found
+    return found  # type: ignore[no-any-return]
 
 
-def related_now(info: Info, entity: str, keys: list[str]) -> list[Any] | Awaitable[list[Any]]:
-    """`related` records (shipments of orders, agents of interactions) by their own keys, the same way."""
-    return _records_now(info, entity, [(c, keys) for c in info.context.providers(entity)])
+async def _derived(info: Info, entity: str, pairs: Awaitable[Pairs]) -> list[Any]:
+    return await settled(_records_now(info, entity, await pairs))  # type: ignore[no-any-return]
 
 
-def _records_now(info: Info, entity: str, pairs: list[tuple[Any, list[str]]]) -> list[Any] | Awaitable[list[Any]]:
+def attached_now(info: Info, entity: str, root: Any) -> list[Any] | Awaitable[list[Any]]:
+    """Records of `entity` attached to another record (an order's shipments, an interaction's agent),
+    keyed by that record's field its declaration names; the same way as `records_now`."""
+    ctx: Context = info.context
+    pairs = [(c, keys_of([root], spec)) for c in ctx.providers(entity)
+             if (spec := ctx.sources.key_specs.get((c.name, entity))) is not None]
+    return _records_now(info, entity, pairs)
+
+
+def _records_now(info: Info, entity: str, pairs: Pairs) -> list[Any] | Awaitable[list[Any]]:
     ctx: Context = info.context
     found = ctx.cached_now(pairs, entity)
     if found is not None:
@@ -136,18 +183,16 @@ def _records_now(info: Info, entity: str, pairs: list[tuple[Any, list[str]]]) ->
 
 async def records(info: Info, entity: str, customer: CustomerData) -> list[Any]:
     """Every record of `entity` about this customer, from every source providing it, lists flattened."""
-    return [r for _, r in await records_by_source(info, entity, customer)]
+    return await settled(records_now(info, entity, customer))  # type: ignore[no-any-return]
 
 
 async def records_by_source(info: Info, entity: str, customer: CustomerData) -> list[tuple[str, Any]]:
     """(source name, record) for every record of `entity` about this customer."""
     ctx: Context = info.context
     path = info.path.as_list
-    providers = ctx.providers(entity)
-    if len(providers) == 1:  # the usual case, without a gather
-        c = providers[0]
-        return [(c.name, r) for r in flatten([await ctx.load_many(c, entity, customer.ids_in(c.config.system), path)])]
-    found = await asyncio.gather(*(ctx.load_many(c, entity, customer.ids_in(c.config.system), path)
-                                   for c in providers))
-    return [(c.name, r) for c, items in zip(providers, found) for r in flatten([items])]
-
+    pairs = await settled(customer_pairs(info, entity, customer))
+    if len(pairs) == 1:  # the usual case, without a gather
+        c, keys = pairs[0]
+        return [(c.name, r) for r in flatten([await ctx.load_many(c, entity, keys, path)])]
+    found = await asyncio.gather(*(ctx.load_many(c, entity, keys, path) for c, keys in pairs))
+    return [(c.name, r) for (c, _), items in zip(pairs, found) for r in flatten([items])]

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from cache.tiers import cache_key
 from connectors.base import Connector
 from resolvers.context import Context
-from resolvers.customer import GOLDEN_ID, CustomerData, load_customers
+from resolvers.customer import GOLDEN_ID, CustomerData, load_customers, records
 from resolvers.errors import BadUserInput
 from schema.graph import enum, record
 
@@ -39,7 +39,7 @@ class PreferenceChange:
 async def _customer(info: Info, customer_id: str) -> CustomerData:
     if not GOLDEN_ID.match(customer_id):
         raise BadUserInput(f"malformed customer id {customer_id!r}: expected the form C-000042")
-    [found] = await load_customers(info, [customer_id], with_crm=True)
+    [found] = await load_customers(info, [customer_id])
     if isinstance(found, Exception):  # NotFound, or the crosswalk failing
         raise found
     return found
@@ -73,7 +73,7 @@ async def record_interaction(info: Info, customer_id: str, channel: Channel, sum
         if not any(agents):
             raise BadUserInput(f"unknown agent {agent_id!r}")
     contact = _writer(ctx, "interactions", "create_interaction")
-    phone = await _contact_phone(ctx, contact, customer)
+    phone = await _contact_phone(info, contact, customer)
     created = await contact.write("create_interaction", {"phone": phone, "channel": channel, "summary": summary,
                                                          "agent_id": agent_id, "idempotency_key": idempotency_key},
                                   ctx.deadline)
@@ -81,12 +81,13 @@ async def record_interaction(info: Info, customer_id: str, channel: Channel, sum
     return created
 
 
-async def _contact_phone(ctx: Context, contact: Connector, customer: CustomerData) -> str:
+async def _contact_phone(info: Info, contact: Connector, customer: CustomerData) -> str:
     """The number the contact center knows the customer by; a first contact links the CRM's number."""
+    ctx: Context = info.context
     known = customer.ids_in(contact.config.system)
     if known:
         return known[0]
-    phones = [p for r in customer.crm_records() for p in r.phones]
+    phones = [p for r in await records(info, "crm", customer) for p in r.phones]
     if not phones:
         raise BadUserInput(f"customer {customer.id} has no phone number to record the interaction under")
     identity = ctx.source(ctx.config.identity)
@@ -112,8 +113,7 @@ async def update_preferences(info: Info, customer_id: str, change: PreferenceCha
         raise BadUserInput(f"customer {customer_id} has no CRM record to update")
     await crm.write("update_preferences", {**vars(change), "crm_ids": crm_ids}, ctx.deadline)
     await _drop(ctx, [cache_key(crm.name, "crm", k) for k in crm_ids])
-    fresh = await crm.fetch("crm", crm_ids, ctx.deadline)  # read back what the CRM now holds
-    customer.crm = [fresh[k] for k in crm_ids if k in fresh]
+    customer.memo.clear()  # its fields read back what the CRM now holds
     return customer
 
 

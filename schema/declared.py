@@ -152,6 +152,9 @@ class TypeDecl(BaseModel):
     description: str | None = None
     fields: dict[str, FieldDecl]
     private: bool = Field(False, description="a record only: no GraphQL type")
+    conditions: dict[str, str] = Field({}, description="named CEL conditions over a record (unresolved: \"status "
+                                                        "in ['NEW', 'OPEN']\"), for the graph's filters and the "
+                                                        "insights' roles; compiled with the record's types")
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -318,6 +321,14 @@ class _Unset:
     """Placeholder annotation while the record classes are made (patched to the real types after)."""
 
 
+def _condition(type_name: str, name: str, text: str, record: type) -> Callable[[Any], bool]:
+    from connectors.expressions import compile_expr
+    try:
+        return compile_expr(text, record, label=f"{type_name}.{name}")
+    except ValueError as exc:
+        raise DeclarationError(f"types.{type_name}.conditions.{name}: {exc}") from None
+
+
 class Graph:
     """The records, GraphQL types and enums built from a set of declarations.
 
@@ -348,6 +359,15 @@ class Graph:
         if register:
             for name, cls in [*self.enums.items(), *self.records.items()]:
                 setattr(registered, name, cls)
+        self.conditions: dict[str, dict[str, Callable[[Any], bool]]] = {
+            name: {c: _condition(name, c, text, self.records[name]) for c, text in t.conditions.items()}
+            for name, t in decls.types.items() if t.conditions}
+
+    def condition(self, type_name: str, name_or_cel: str, where: str = "") -> Callable[[Any], bool]:
+        """A condition over records of a type: one it declares by name, or a CEL expression."""
+        named = self.conditions.get(type_name, {}).get(name_or_cel)
+        return named if named is not None else _condition(type_name, where or name_or_cel, name_or_cel,
+                                                         self.records[type_name])
 
     def annotation(self, ref: str | TypeRef, *, graphql: bool = True) -> Any:
         """The Python type of a GraphQL type reference: for the strawberry type (`graphql`), or the record's."""

@@ -27,11 +27,12 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from schema.attached import AttachDecl, parse_target
 from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
-SECTIONS = ("types", "enums")
+SECTIONS = ("types", "enums", "graph")
 
 
 def folder() -> Path:
@@ -71,6 +72,35 @@ def _error(file: str, section: str, exc: ValidationError) -> DeclarationError:
     return DeclarationError(f"{file}: {where}: {str(err['msg']).removeprefix('Value error, ')}")
 
 
+_ATTACHED = TypeAdapter(dict[str, AttachDecl])
+
+
+def attached_of(raw: Any, file: str) -> dict[str, AttachDecl]:
+    """The `graph:` section of one parsed declaration file: where its types attach (schema/attached.py)."""
+    if not isinstance(raw, dict) or not raw.get("graph"):
+        return {}
+    try:
+        found = _ATTACHED.validate_python(raw["graph"])
+        for key in found:
+            parse_target(key)
+    except ValidationError as exc:
+        raise _error(file, "graph", exc) from None
+    except ValueError as exc:
+        raise DeclarationError(f"{file}: graph: {exc}") from None
+    return found
+
+
+def load_attached(where: Path) -> dict[str, tuple[str, AttachDecl]]:
+    """Every file's `graph:` entries: "Type.field" -> (the file, the declaration); twice is an error."""
+    out: dict[str, tuple[str, AttachDecl]] = {}
+    for path in sorted(p for p in where.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        for key, decl in attached_of(yaml.safe_load(path.read_text()), path.name).items():
+            if key in out:
+                raise DeclarationError(f"{path.name}: graph.{key}: already declared in {out[key][0]}")
+            out[key] = (path.name, decl)
+    return out
+
+
 def load_declarations(where: Path) -> Declarations:
     """Every file's types and enums in `where`, as one set."""
     parts: dict[str, Declarations] = {}
@@ -89,6 +119,7 @@ def load_declarations(where: Path) -> Declarations:
 
 
 GRAPH = Graph(load_declarations(folder()))
+ATTACHED = load_attached(folder())
 records: dict[str, type] = GRAPH.records
 enums: dict[str, type[_enum.Enum]] = GRAPH.enums
 

@@ -1,9 +1,9 @@
-"""The declared GraphQL types, finished: schema/graph.py's graph plus the fields the framework computes.
+"""The declared GraphQL types, finished: schema/graph.py's graph plus the fields the declarations attach.
 
 Every type a source's records become is declared once, in the declaration files (schema/graph.py builds
-them). What the declarations cannot say yet is added here, before the types are finished: fields whose
-value comes live from another source through the request's loaders (hand-wired relations until the
-declarations say where a type attaches).
+them). Their `graph:` sections say where entities attach (schema/attached.py): a field on another type
+(an order's shipments) is added here, before the types are finished; a field on `Customer` is made here
+and collected in `CUSTOMER_FIELDS` for schema/customer.py.
 """
 
 from __future__ import annotations
@@ -13,29 +13,51 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from resolvers.customer import related_now, then
-from schema.graph import GRAPH
+from resolvers.customer import attached_now, records_now, then
+from schema.attached import AttachDecl, Plan, arg_annotation, compile_plan, parse_target
+from schema.graph import ATTACHED, GRAPH
+from schema.declared import DeclarationError
 
 
-def _shipments(root: Any, info: Info) -> Any:
-    return related_now(info, "shipments", [root.number])
+def resolver(field: str, d: AttachDecl, plan: Plan, on_customer: bool) -> Any:
+    """A resolver with the declared arguments as its parameters (strawberry reads them off the
+    signature), returning the value at once when the records are, else a future of it."""
+    fetch = records_now if on_customer else attached_now
+    entity, shape, filters = plan.entity, plan.shape, plan.filters
+
+    def impl(root: Any, info: Info, values: dict[str, Any]) -> Any:
+        keep = filters(values)
+        return then(fetch(info, entity, root), lambda records: shape(records, values, keep))
+
+    scope: dict[str, Any] = {"_Info": Info, "_impl": impl, "__name__": __name__}
+    params = []
+    for name in d.args:
+        scope[f"_T_{name}"], scope[f"_D_{name}"] = arg_annotation(d, name, GRAPH)
+        params.append(f", {name}: _T_{name} = _D_{name}")
+    code = (f"def {field}(root, info: _Info{''.join(params)}):\n"
+            f"    return _impl(root, info, {{{', '.join(f'{n!r}: {n}' for n in d.args)}}})\n")
+    exec(compile(code, f"<resolver {field}>", "exec", dont_inherit=True), scope)  # noqa: S102 (code we generated)
+    return scope[field]
 
 
-def _agent(root: Any, info: Info) -> Any:
-    if root.agent_id is None:
-        return None
-    return then(related_now(info, "agents", [root.agent_id]), lambda found: found[0] if found else None)
+def attach() -> dict[str, Any]:
+    """Every declared attachment made a field; Customer's returned (by field name), the others added."""
+    customer: dict[str, Any] = {}
+    for key, (file, d) in ATTACHED.items():
+        type_name, name = parse_target(key)
+        try:
+            plan = compile_plan(key, d, GRAPH)
+            made = strawberry.field(resolver=resolver(name, d, plan, type_name == "Customer"),
+                                    graphql_type=GRAPH.annotation(d.type), description=d.description)
+        except DeclarationError as exc:
+            raise DeclarationError(f"{file}: {exc}") from None
+        if type_name == "Customer":
+            customer[name] = made
+        else:
+            GRAPH.add_field(type_name, name, made)
+    return customer
 
 
-# type name -> field name -> (resolver, GraphQL type reference, description)
-COMPUTED: dict[str, dict[str, tuple[Any, str, str]]] = {
-    "Order": {"shipments": (_shipments, "[Shipment!]", "Shipments of this order, live from the shipping system.")},
-    "Interaction": {"agent": (_agent, "Agent", "The agent who handled it, live from the staff directory.")},
-}
-
-for _type, _fields in COMPUTED.items():
-    for _name, (_fn, _ref, _description) in _fields.items():
-        GRAPH.add_field(_type, _name, strawberry.field(resolver=_fn, graphql_type=GRAPH.annotation(_ref),
-                                                       description=_description))
+CUSTOMER_FIELDS = attach()
 GRAPH.finish()
 types: dict[str, type] = GRAPH.types

@@ -30,7 +30,7 @@ def edit(path: Path, change: dict[str, Any], drop: tuple[str, ...] = ()) -> None
         node[last] = value
     for key in drop:
         raw.pop(key, None)
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def refused(path: Path) -> str:

@@ -23,7 +23,8 @@ def test_the_declaration_files_declare_the_reference_types() -> None:
     reference = Declarations.load(DECLARATIONS)
     built = graph.GRAPH.declarations
     assert built.enums == reference.enums
-    assert built.types == reference.types
+    # the reference predates conditions (types.T.conditions, compared in tests/test_attached.py)
+    assert {n: t.model_copy(update={"conditions": {}}) for n, t in built.types.items()} == reference.types
     for name, t in built.types.items():  # the field order is the SDL's
         assert list(t.fields) == list(reference.types[name].fields), name
 

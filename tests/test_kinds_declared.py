@@ -382,7 +382,7 @@ def test_check_names_the_file_and_key_of_a_broken_escape_hatch(tmp_path: Path) -
     shop = tmp_path / "sources" / "shop.yaml"
     raw = yaml.safe_load(shop.read_text())
     raw["entities"]["orders"]["group"]["python"] = "extensions.shop:orders_from_nowhere"
-    shop.write_text(yaml.safe_dump(raw))
+    shop.write_text(yaml.safe_dump(raw, sort_keys=False))
     done = subprocess.run([sys.executable, "gateway.py", "check", "--config", str(tmp_path / "gateway.yaml")],
                           cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode != 0 and "Traceback" not in done.stderr
