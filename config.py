@@ -293,7 +293,52 @@ def parse(raw: dict[str, Any] | None, base: str | Path | None = None, origin: st
         if name not in sources:
             raise ConfigError(f"{_where(origin, ['gateway', role])}source {name!r} is not declared "
                               f"(sources: {', '.join(sorted(sources)) or 'none'})")
+    check_links(cfg, origin)
     return cfg
+
+
+def _records_of(cfg: GatewayConfig) -> dict[str, tuple[str, str | None]]:
+    """entity -> (a source providing it, its record type)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for name, src in cfg.sources.items():
+        for entity, e in src.entities.items():
+            out.setdefault(entity, (name, e.record))
+    return out
+
+
+def check_links(cfg: GatewayConfig, origin: str = "") -> None:
+    """What links sources must hold together: an entity keyed by another's field names an entity some
+    source provides and a field of its records; a `graph:` field's entity is provided, with the records
+    the field declares, and a field on another type is keyed by that type's records."""
+    provided = _records_of(cfg)
+    for name, src in cfg.sources.items():
+        where = cfg.files.get(name) or origin
+        section = [] if cfg.files.get(name) else ["sources", name]
+        for entity, e in src.entities.items():
+            if e.keys is None:
+                continue
+            at = _where(where, [*section, "entities", entity, "keys", "from"])
+            if e.keys.entity not in provided:
+                raise ConfigError(f"{at}no source provides entity {e.keys.entity!r}")
+            record = provided[e.keys.entity][1]
+            fields = graph.GRAPH.declarations.types[record].fields if record in graph.GRAPH.declarations.types else {}
+            if e.keys.field not in fields:
+                raise ConfigError(f"{at}{record or e.keys.entity} has no field {e.keys.field!r}"
+                                  + (f" (fields: {', '.join(fields)})" if fields else ""))
+    for key, (file, d) in graph.ATTACHED.items():
+        at = _where(file, ["graph", key, "entity"])
+        if d.entity not in provided:
+            raise ConfigError(f"{at}no source provides entity {d.entity!r}")
+        source, record = provided[d.entity]
+        expected = d.record or graph.TypeRef.parse(d.type).named
+        if record != expected:
+            raise ConfigError(f"{at}{source}'s {d.entity} are {record or 'plain values'} records, not {expected}")
+        owner = key.split(".")[0]
+        if owner != "Customer":
+            spec = cfg.sources[source].entities[d.entity].keys
+            if spec is None or provided.get(spec.entity, ("", None))[1] != owner:
+                raise ConfigError(f"{at}a field on {owner} needs an entity keyed by a field of {owner} records "
+                                  f"(keys: {{from: <entity of {owner}>.<field>}} in {source}'s {d.entity})")
 
 
 def inline(path: str | Path) -> dict[str, Any]:

@@ -7,9 +7,7 @@ from typing import Any
 
 from cache.tiers import cache_key
 from resolvers.context import Sources
-from schema.graph import record
-
-Order = record("Order")
+from resolvers.customer import IDENTITIES, keys_of
 
 
 USAGE = 'give {"source": name}, {"source": name, "key": id} or {"customer": golden id}'
@@ -63,18 +61,26 @@ async def invalidate(sources: Sources, request: dict[str, Any]) -> dict[str, Any
 
 
 async def customer_keys(sources: Sources, golden_id: str) -> list[str]:
-    """Every cache key holding this person's records: crosswalk, each system's records, shipments."""
+    """Every cache key holding this person's records: the identity source's, each system's records by
+    the person's ids there, and the records of entities keyed by another entity's field (found in the
+    cached records of that entity)."""
     assert sources.cache is not None
     identity = sources.connectors[sources.config.identity]
-    # Ask the crosswalk live: the person's records may have changed since the cached entry.
-    idents = (await identity.fetch("identities", [golden_id])).get(golden_id, [])
-    keys = [cache_key(identity.name, "identities", golden_id)]
+    # Ask the identity source live: the person's records may have changed since the cached entry.
+    idents = (await identity.fetch(IDENTITIES, [golden_id])).get(golden_id, [])
+    keys = [cache_key(identity.name, IDENTITIES, golden_id)]
     for ident in idents:
         for c in sources.connectors.values():
             if c.config.system == ident.system and c is not identity:
-                keys += [cache_key(c.name, entity, ident.id) for entity in c.entities]
-    for c in sources.providers.get("orders", []):
-        cached = await sources.cache.tiers.lookup(c.name, "orders", [i.id for i in idents if i.system == c.config.system])
-        numbers = [o.number for e in cached.values() for o in (e.value or []) if isinstance(o, Order)]
-        keys += [cache_key(s.name, "shipments", n) for s in sources.providers.get("shipments", []) for n in numbers]
+                keys += [cache_key(c.name, entity, ident.id) for entity in c.entities
+                         if (c.name, entity) not in sources.key_specs]
+    for (name, entity), spec in sources.key_specs.items():
+        for c in sources.providers.get(spec.entity, []):
+            if (c.name, spec.entity) in sources.key_specs:
+                continue  # one level: keys of keys are not followed
+            cached = await sources.cache.tiers.lookup(c.name, spec.entity,
+                                                     [i.id for i in idents if i.system == c.config.system])
+            records = [r for e in cached.values() for r in (e.value if isinstance(e.value, list) else [e.value])
+                       if r is not None]
+            keys += [cache_key(name, entity, k) for k in keys_of(records, spec)]
     return keys

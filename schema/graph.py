@@ -28,7 +28,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from schema.attached import AttachDecl, parse_target
-from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
+from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl, TypeRef
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
