@@ -30,7 +30,15 @@ from connectors.base import KINDS, SourceConfig
 from resolvers.rules import Insights, parse_insights
 from schema import graph
 from schema.declared import DeclarationError
-from server.settings import ApqSettings, AuthSettings, CorsSettings, LimitSettings, OperationsSettings, RoleSettings
+from server.settings import (
+    ApqSettings,
+    AuthSettings,
+    CorsSettings,
+    GraphiqlSettings,
+    LimitSettings,
+    OperationsSettings,
+    RoleSettings,
+)
 
 __all__ = ["KINDS", "ConfigError", "GatewayConfig", "display_path", "inline", "load", "parse"]
 
@@ -48,7 +56,7 @@ class GatewaySection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    identity: str = "crosswalk"  # the source that links golden ids to every system's records
+    identity: str  # the source that links golden ids to every system's records (declares `identities`)
     crm: str = "crm"  # the source of names, emails, phones and preferences
     max_ids: int = Field(100, ge=1, le=10_000)
     request_timeout_s: float = Field(5.0, gt=0)  # every source call of one request ends by then
@@ -62,7 +70,7 @@ class GatewayConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    identity: str = "crosswalk"
+    identity: str = ""
     crm: str = "crm"
     max_ids: int = 100
     request_timeout_s: float = 5.0
@@ -77,11 +85,13 @@ class GatewayConfig(BaseModel):
     apq: ApqSettings = ApqSettings()
     operations: OperationsSettings = OperationsSettings()
     cors: CorsSettings = CorsSettings()
+    graphiql: GraphiqlSettings = GraphiqlSettings()
     files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
-                                        "operations": OperationsSettings, "cors": CorsSettings}
+                                        "operations": OperationsSettings, "cors": CorsSettings,
+                                        "graphiql": GraphiqlSettings}
 TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 
@@ -362,6 +372,9 @@ def inline(path: str | Path) -> dict[str, Any]:
                 settings = {k: v for k, v in settings.items() if k not in graph.SECTIONS}
             sources[name] = settings
         raw = {**raw, "gateway": gateway, "sources": sources}
+    example = (raw.get("graphiql") or {}).get("example")
+    if isinstance(example, str) and example and not Path(example).is_absolute():  # the copy may live elsewhere
+        raw = {**raw, "graphiql": {**raw["graphiql"], "example": str(path.resolve().parent / example)}}
     return raw
 
 
@@ -373,4 +386,8 @@ def load(path: str | Path) -> GatewayConfig:
     folder = cfg.operations.folder
     if folder and not Path(folder).is_absolute():  # relative to the config file, not to the working directory
         cfg.operations.folder = str(path.resolve().parent / folder)
+    example = cfg.graphiql.example
+    if example:
+        found = Path(example) if Path(example).is_absolute() else path.resolve().parent / example
+        cfg.graphiql.example = str(found)
     return cfg

@@ -73,7 +73,7 @@ class SourceConfig(BaseModel):
     # A Python module under connectors/mappings for what `entities` cannot declare (its ENTITIES and
     # ACTIONS); by default the source's name, imported only when the source declares no entities.
     mapping: str = ""
-    system: str  # the crosswalk's name for this system
+    system: str  # this system's name in the identity source
     url: str = ""
     dsn: str = ""
     headers: dict[str, str] = {}

@@ -4,11 +4,11 @@ The `entities:` section of a source's declaration file; per entity, how the keys
 on the source's kind, the rest is shared:
 
     entities:
-      accounts:                    # kind rest
+      subscriptions:               # kind rest
         request: {method: POST, path: /api/lookup, body: {numbers: $keys}}  # a batch: all keys in one call
-        records: accounts          # a CEL path to the list of records in the answer (none: the answer)
+        records: subscriptions     # a CEL path to the list of records in the answer (none: the answer)
         key: number                # a CEL path in each record: the key it answers
-        record: BillingAccount     # the declared type (under types:) whose record the mapping builds
+        record: Subscription       # the declared type (under types:) whose record the mapping builds
         mapping: {fields: {...}}   # connectors/mapping.py's format, compiled once at start
       people:                      # kind sql: a SELECT with `IN :keys` (or table + key_column [+ columns])
         sql: "SELECT * FROM people WHERE id IN :keys"
@@ -223,9 +223,9 @@ KIND_MARKERS = {"rest": ("request",), "sql": ("sql", "table"), "graphql": ("docu
 
 class Keys(_Model):
     """Where an entity's keys for a customer come from. By default, the customer's ids in this source's
-    system (the identity crosswalk); with `from`, a field of another entity's records of the same
-    customer (`crm.email`: survey answers keyed by the CRM's email; `orders.number`: shipments of the
-    customer's orders; `interactions.agent_id`: the agent of each interaction), normalised."""
+    system (from the identity source); with `from`, a field of another entity's records of the same
+    customer (`profiles.email`: survey answers keyed by the email of the customer's profile records;
+    `purchases.number`: deliveries of the customer's purchases), normalised."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -296,7 +296,7 @@ class Entity(_Model):
     value: Path | None = Field(None, description="each record is this value of the row or item, unmapped")
     record: str | None = Field(None, description="the declared type whose record this entity's mapping makes")
     mapping: RecordMapping | None = None
-    keys: Keys | None = Field(None, description="where the customer's keys come from (default: the crosswalk)")
+    keys: Keys | None = Field(None, description="where the customer's keys come from (default: the identity source)")
 
     @field_validator("record")
     @classmethod

@@ -1,7 +1,7 @@
 """CEL over our own records: the conditions, selections and summary templates of the declarations.
 
-A declaration's filter (`status in ['NEW', 'OPEN']`), selection (`first_name + ' ' + last_name`),
-blocker condition or timeline summary (`Order {{number}} placed`) is compiled once, at start, into
+A declaration's filter (`status in ['PENDING', 'FAILED']`), selection (`first_name + ' ' + last_name`),
+blocker condition or timeline summary (`Payment {{id}} settled`) is compiled once, at start, into
 one Python function of the record (connectors/cel.py's translator), so evaluating it per record costs
 what the hand-written line did. Identifiers are the record's fields, checked against its declared
 type when compiled (a typo is an error naming the field and the fields there are), plus the names a

@@ -3,15 +3,15 @@
 A declaration lists, for each field of the target record, where its value comes from and its type:
 
     fields:
-      number: accountNumber                                   # a path; type string
+      number: subscriptionNo                                  # a path; type string
       balance: {from: balance, type: float}
       status: {from: status, type: enum, case_insensitive: true}
       days_past_due: {from: daysPastDue, type: int, default: 0}
       issued_on: {from: issueDate, type: date}                # ISO, or format: "%d/%m/%Y"
       started_at: {from: startEpoch, type: datetime, format: epoch}
       duration_s: {expr: "endEpoch > startEpoch ? endEpoch - startEpoch : 0", type: int}
-      account_number: {parent: accountNumber}                 # a field of the enclosing record
-      invoices: {from: invoices, type: list, default: [], of: {fields: {...}}}
+      subscription: {parent: subscriptionNo}                  # a field of the enclosing record
+      payments: {from: payments, type: list, default: [], of: {fields: {...}}}
       email: {from: email_addr, optional: true, normalize: email}  # built-in normalisations (NORMALIZERS)
       phones: {expr: "[home, mobile]", type: list, of: string, normalize: e164, unique: true}
       address: {type: object, flat: true, fields: {...}}      # the nested record's fields from this record

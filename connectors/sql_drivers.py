@@ -2,7 +2,7 @@
 
 SQLAlchemy's async execute (a greenlet hop, an execution context, a result proxy, expanding the IN
 list on every call) cost ~235 us a query on top of aiosqlite's own ~150 us (measured per layer against
-the demo's CRM). So a read is compiled once per shape by SQLAlchemy for the engine's dialect (its
+a table of customer profiles). So a read is compiled once per shape by SQLAlchemy for the engine's dialect (its
 placeholders, its quoting), then each call only orders its arguments and hands them to the driver.
 A driver not listed here keeps the plain SQLAlchemy path.
 """

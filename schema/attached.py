@@ -3,29 +3,29 @@
 Each entry adds one field to `Customer` or to another declared type, fed live by an entity:
 
     graph:
-      Customer.tickets:                  # Type.field (snake_case; GraphQL shows it camelCased)
-        entity: tickets                  # the records: the customer's tickets, from every source providing them
-        type: "[Ticket!]"                # the field's GraphQL type (a list, or one record with `pick`)
-        description: Helpdesk tickets, newest first.
-        order: {by: [created_at, id], descending: true}
+      Customer.subscriptions:            # Type.field (snake_case; GraphQL shows it camelCased)
+        entity: subscriptions            # the records: the customer's, from every source providing them
+        type: "[Subscription!]"          # the field's GraphQL type (a list, or one record with `pick`)
+        description: Subscriptions, newest first.
+        order: {by: [started_at, number], descending: true}
         args:                            # in this order in the SDL
-          status: {equals: status}       # `status: TicketStatus`: keeps the records whose field equals it
-          unresolved: {when: unresolved} # Boolean: a condition of the type (types.Ticket.conditions) or CEL
+          status: {equals: status}       # `status: SubscriptionStatus`: keeps the records whose field equals it
+          lapsed: {when: lapsed}         # Boolean: a condition of the type (types.Subscription.conditions) or CEL
           first: {first: 20}             # `first: Int = 20` (0 to 100), after ordering
-      Customer.invoices:
-        entity: accounts
-        record: BillingAccount           # the entity's records, when the field shows something else
-        each: invoices                   # each record's list field: its items are the values
-        type: "[Invoice!]"
+      Customer.payments:
+        entity: subscriptions
+        record: Subscription             # the entity's records, when the field shows something else
+        each: payments                   # each record's list field: its items are the values
+        type: "[Payment!]"
       Customer.name:
-        entity: crm
-        record: CrmRecord
+        entity: profiles
+        record: Profile
         select: "first_name + ' ' + last_name"   # CEL over each record (a map makes the field's type)
         pick: first                      # one value: first, {max: field} or {min: field}
         type: String
-      Order.shipments:                   # on another type: keyed by that record's field, as the
-        entity: shipments                # entity's `keys: {from: orders.number}` says
-        type: "[Shipment!]"
+      Subscription.deliveries:           # on another type: keyed by that record's field, as the
+        entity: deliveries               # entity's `keys: {from: subscriptions.number}` says
+        type: "[Delivery!]"
 
 Also `unique: true` (drop repeated values), `since: field` (a DateTime argument keeping records at or
 after it) and `within_days: field` (an Int argument keeping the last N days). Values that are null are

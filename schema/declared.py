@@ -1,30 +1,30 @@
 """Declared types: one declaration per type gives its record class and its GraphQL type.
 
 A declaration (YAML-friendly; the `types:` and `enums:` of a declaration file) says each type's name,
-description and fields, each field's GraphQL type as a type reference (`String`, `Int!`, `[Invoice!]!`),
+description and fields, each field's GraphQL type as a type reference (`String`, `Int!`, `[Payment!]!`),
 a description and a default; and each enum's name, description and values:
 
     enums:
-      InvoiceStatus:
-        description: Where an invoice stands.
-        values: [OPEN, PAID, OVERDUE, VOID]        # Python values: the names lower-cased ("open", ...)
+      PaymentStatus:
+        description: Where a payment stands.
+        values: [PENDING, SETTLED, FAILED]        # Python values: the names lower-cased ("open", ...)
       Channel:
         values:
           WEB: {description: The web shop}         # value "web"
           VOICE: {value: phone}                    # or give the value
     types:
-      BillingAccount:
-        description: A billing account.
+      Subscription:
+        description: A subscription.
         fields:
           number: String!                          # shorthand: the type reference alone
-          holder: {type: String, description: The account holder's name.}
-          invoices: {type: "[Invoice!]!", default: []}
-      Invoice:
-        fields: {number: String!, status: InvoiceStatus!, issued_on: Date!}
+          plan: {type: String, description: The plan's name.}
+          payments: {type: "[Payment!]!", default: []}
+      Payment:
+        fields: {id: String!, status: PaymentStatus!, paid_on: Date!}
 
 `build_types` makes, for each type, two classes named after it:
 - the record: a slotted dataclass (`Graph.records[name]`), fields in declared order, real annotations
-  (`date`, `list[Invoice]`, `InvoiceStatus | None`: what `connectors.mapping.compile_mapping(spec,
+  (`date`, `list[Payment]`, `PaymentStatus | None`: what `connectors.mapping.compile_mapping(spec,
   make=record)` reads for enum tables and nested records), a declared default as the constructor's;
 - the GraphQL type: a strawberry type (`Graph.types[name]`) whose fields are plain strawberry fields
   without resolvers, read by attribute off the records (the records ARE the GraphQL objects; the
@@ -33,14 +33,14 @@ Enums are Python enums made strawberry enums (one class: `Graph.enums[name]`).
 
 Field names are snake_case: the record's attribute and the mapping's key; GraphQL shows them camelCased
 (strawberry's auto camel case: `days_past_due` -> `daysPastDue`). Type and enum names are GraphQL names.
-A field marked `private: true` is on the record only (e.g. a contact's offers, served by another field);
+A field marked `private: true` is on the record only (e.g. a list served by another field);
 a type marked `private: true` is a record only (no GraphQL type; no public field may use it).
 Scalars: String, ID (str), Int, Float, Boolean, Date (date), DateTime (datetime).
 
 Names resolve across the whole set in any order, forward references and cycles included: every class
-exists before any field is typed. Fields computed by the framework (a resolver, e.g. an order's
-shipments from another source) are added with `Graph.add_field` before `Graph.finish()` decorates the
-GraphQL types; `Graph.annotation("[Shipment!]")` gives a field's Python type from the same notation.
+exists before any field is typed. Fields computed by the framework (a resolver, e.g. records of another
+source attached by schema/types.py) are added with `Graph.add_field` before `Graph.finish()` decorates the
+GraphQL types; `Graph.annotation("[Payment!]")` gives a field's Python type from the same notation.
 
 Records and enums pickle (the cache's Redis tier and size sampling pickle records): a graph registers
 them as `schema.registered.<Name>` (their `__module__`), so a process builds its graph once, at start,
@@ -126,7 +126,7 @@ class FieldDecl(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(description='a GraphQL type reference: "String", "Int!", "[Invoice!]!", an enum\'s name')
+    type: str = Field(description='a GraphQL type reference: "String", "Int!", "[Payment!]!", an enum\'s name')
     description: str | None = None
     default: Any = Field(None, description="the record's default when a mapping leaves the field out")
     private: bool = Field(False, description="on the record only, not in the GraphQL type")
@@ -392,8 +392,8 @@ class Graph:
     def add_field(self, type_name: str, name: str, field: StrawberryField) -> None:
         """A field computed by the framework (a resolver), added to a GraphQL type before `finish()`.
 
-        E.g. `graph.add_field("Order", "shipments", strawberry.field(resolver=fn,
-        graphql_type=graph.annotation("[Shipment!]"), description=...))`; `fn(root, info)` gets the record."""
+        E.g. `graph.add_field("Subscription", "payments", strawberry.field(resolver=fn,
+        graphql_type=graph.annotation("[Payment!]"), description=...))`; `fn(root, info)` gets the record."""
         if self.finished:
             raise DeclarationError(f"{type_name}.{name}: the types are finished; add fields before finish()")
         if type_name not in self.types:

@@ -14,7 +14,7 @@ files). A configuration read later (config.py) checks that the types its source 
 built here.
 
 `GRAPH` is not finished here: schema/types.py adds the fields the framework computes (resolvers) and
-finishes it. Records and enums are ready at once: `record("Order")`, `enum("Channel")`.
+finishes it. Records and enums are ready at once: `record("Payment")`, `enum("Channel")`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every type a source's records become is declared once, in the declaration files (schema/graph.py builds
 them). Their `graph:` sections say where entities attach (schema/attached.py): a field on another type
-(an order's shipments) is added here, before the types are finished; a field on `Customer` is made here
+(a subscription's payments from another system) is added here, before the types are finished; a field on `Customer` is made here
 and collected in `CUSTOMER_FIELDS` for schema/customer.py.
 """
 

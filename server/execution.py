@@ -1,8 +1,8 @@
 """graphql-core's executor with one-step paths for plain leaf fields and for lists of leaf-only
 objects, and with sub-field collection shared between requests of the same cached document.
 
-Most of a Customer view's ~400 fields are leaves read straight off a record: an order's number, a
-ticket's status. graphql-core takes each through a Path, build_resolve_info, the resolver, the
+Most of a Customer view's ~400 fields are leaves read straight off a record: an id, a
+status. graphql-core takes each through a Path, build_resolve_info, the resolver, the
 awaitable checks and complete_value: about 5 us a field, two thirds of a warm view's CPU (py-spy).
 For a strawberry "basic" field (no resolver, no arguments, no extensions) of a scalar or enum type,
 or a list of them, this reads the attribute and coerces it in one step. Anything unusual (a null on
@@ -210,7 +210,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
     def complete_list_value(self, return_type: Any, field_details_list: Any, info: Any, path: Path, result: Any,
                             position_context: Any) -> Any:
-        """Lists of objects whose selected fields are all plain leaves (tickets, order lines, invoices)
+        """Lists of objects whose selected fields are all plain leaves (e.g. line items)
         are completed in one step per item: graphql-core's path per item (complete_value twice,
         complete_object_value, is_type_of, collecting, execute_fields, a Path) was ~8 us an object.
         Anything unusual in any item takes the standard path for the whole list; nothing has happened

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,23 +24,12 @@ from server.limits import Disconnected, Limits, PayloadTooLarge, guarded, read_b
 from server.operations import Registry, check_allowed
 from server.policy import Policies
 
+log = logging.getLogger(__name__)
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 GRAPHIQL_HTML = Path(__file__).resolve().parent.parent / "static" / "graphiql" / "index.html"
-EXAMPLE_QUERY = """# Before a cross-sell: other accounts? an offer in the last 30 days? an unresolved ticket?
-query PointOfSale {
-  customer(id: "C-000042") {
-    id
-    name
-    segment
-    identities { system id }
-    offers(withinDays: 30) { campaignName offerCode sentAt }
-    tickets(unresolved: true) { id subject status priority }
-    accounts { number status balance overdue }
-    loyalty { tier points }
-  }
-}
-"""
+# GraphiQL's editor when no example document is configured (`graphiql.example`).
+BLANK_EXAMPLE = "# Ask for customers by golden id, e.g.\n{ customer(id: \"C-000001\") { id } }\n"
 
 
 @lru_cache(maxsize=128)  # per distinct header string: clients send a handful; bounded against the rest
@@ -119,6 +109,18 @@ def _html_json(value: Any) -> str:
     return json.dumps(value).replace("</", "<\\/")
 
 
+def _example(path: str) -> str:
+    """GraphiQL's first document: the configured file, or a blank one (with a warning when it is missing:
+    a cosmetic setting does not stop the gateway)."""
+    if not path:
+        return BLANK_EXAMPLE
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        log.warning("graphiql.example %s cannot be read (%s); GraphiQL opens blank", path, exc.strerror or exc)
+        return BLANK_EXAMPLE
+
+
 class GraphQLEndpoint:
     def __init__(self, schema: strawberry.Schema, sources: Sources, auth: Authenticator | None = None,
                  policies: Policies | None = None, graphiql_headers: dict[str, str] | None = None,
@@ -130,7 +132,8 @@ class GraphQLEndpoint:
         self.auth = auth  # None: `auth: {mode: none}`, every caller trusted
         self.policies = policies
         self.limits = Limits(sources.config.limits, sources.config.max_ids)  # and the shapes of documents seen
-        self.graphiql = GRAPHIQL_HTML.read_text().replace("__DEFAULT_QUERY_JSON__", _html_json(EXAMPLE_QUERY)) \
+        document = _example(sources.config.graphiql.example)
+        self.graphiql = GRAPHIQL_HTML.read_text().replace("__DEFAULT_QUERY_JSON__", _html_json(document)) \
             .replace("__DEFAULT_HEADERS_JSON__", _html_json(json.dumps(graphiql_headers or {}, indent=2)))
 
     async def authenticate(self, request: Request, media: str) -> Response | None:

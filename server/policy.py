@@ -64,12 +64,12 @@ def mask_initials(value: str) -> str:
     return " ".join(f"{w[0]}." for w in value.split())
 
 
-_PHONE = re.compile(r"(\+|00)[0-9][0-9 ().-]{6,}")  # international form: a bare number may be a CRM id
+_PHONE = re.compile(r"(\+|00)[0-9][0-9 ().-]{6,}")  # international form: a bare number may be a system's own id
 
 
 def mask_contact(value: str) -> str:
     """An identifier that may be an email or a phone number (a system's id for the customer): masked as
-    such when it is one, left as it is otherwise (a CRM number, a billing account)."""
+    such when it is one, left as it is otherwise (a record number, an account number)."""
     if "@" in value:
         return mask_email(value)
     return mask_phone(value) if _PHONE.fullmatch(value) else value

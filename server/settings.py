@@ -83,6 +83,12 @@ class OperationsSettings(Section):
     folder: str = ""
 
 
+class GraphiqlSettings(Section):
+    """GraphiQL at GET /graphql: the document its editor opens with (a .graphql file, relative to the config)."""
+
+    example: str = ""
+
+
 class CorsSettings(Section):
     allow_origins: list[str] = []  # nothing by default
     allow_methods: list[str] = ["GET", "POST"]
