@@ -86,14 +86,16 @@ def demo(args: argparse.Namespace) -> None:
             if name in cfg.sources and cfg.sources[name].kind != "sql":
                 cfg.sources[name].url = f"http://127.0.0.1:{port}"
         tokens = demo_tokens(cfg)
-        print(f"Customer Graph is up: open http://127.0.0.1:{args.port}/graphql (GraphiQL, signed in as an agent), "
+        first = next(iter(tokens), "")
+        print(f"Customer Graph is up: open http://127.0.0.1:{args.port}/graphql (GraphiQL"
+              + (f", signed in as {first}" if first else "") + "), "
               "try C-000042.\n"
               + "".join(f"  {role} token: {token}\n" for role, token in tokens.items())
               + f"  curl -s http://127.0.0.1:{args.port}/graphql -H 'content-type: application/json' "
-              f"-H 'authorization: Bearer {tokens.get('pos') or tokens.get('agent', '')}' "
-              f"-d '{{\"query\":\"{{ customer(id: \\\"C-000042\\\") {{ name emails identities {{ system id }} }} }}\"}}'\n"
+              f"-H 'authorization: Bearer {tokens[list(tokens)[-1]] if tokens else ''}' "
+              f"-d '{{\"query\":\"{{ customer(id: \\\"C-000042\\\") {{ id identities {{ system id }} }} }}\"}}'\n"
               "Ctrl-C stops the gateway and the estate.", flush=True)
-        headers = {"Authorization": f"Bearer {tokens['agent']}"} if "agent" in tokens else None
+        headers = {"Authorization": f"Bearer {tokens[first]}"} if first else None
         run_server(cfg, args.host, args.port, headers)
     finally:
         proc.terminate()
@@ -101,11 +103,10 @@ def demo(args: argparse.Namespace) -> None:
 
 
 def demo_tokens(cfg: gateway_config.GatewayConfig) -> dict[str, str]:
-    """An agent and a point-of-sale token for the demo, when the config can sign them."""
+    """A token per configured role (GraphiQL opens signed in as the first), when the config can sign them."""
     if cfg.auth is None or cfg.auth.mode == "none" or not cfg.auth.hs256_secret:
         return {}
-    return {role: issue(cfg.auth, role, f"demo-{role}", DEMO_TOKEN_TTL_S) for role in ("agent", "pos")
-            if role in cfg.roles}
+    return {role: issue(cfg.auth, role, f"demo-{role}", DEMO_TOKEN_TTL_S) for role in cfg.roles}
 
 
 def token(args: argparse.Namespace) -> None:
@@ -223,7 +224,10 @@ def check(args: argparse.Namespace) -> None:
     rows = []
     for name in sorted(cfg.sources):
         src = cfg.sources[name]
-        auth = ", ".join(f"{h}: ***" for h in src.headers) or "-"
+        secrets = [f"{h}: ***" for h in src.headers]
+        if src.auth is not None:
+            secrets.append(f"auth {next(k for k in ('bearer', 'basic', 'api_key') if getattr(src.auth, k))}: ***")
+        auth = ", ".join(secrets) or "-"
         rows.append((name, src.kind, hide(src.dsn if src.kind == "sql" else src.url), ", ".join(entities[name]),
                      auth, cfg.files.get(name) or f"{origin} (inline)"))
     print(f"\nsources ({len(rows)}):")

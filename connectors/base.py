@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import random
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,59 @@ KINDS = ("sql", "rest", "graphql", "xml")
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
+class BasicAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str
+    password: str
+
+
+class ApiKey(BaseModel):
+    """An API key sent as a header or as a query parameter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=1)
+    header: str | None = None
+    param: str | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> ApiKey:
+        if (self.header is None) == (self.param is None):
+            raise ValueError("give header or param (where the key goes)")
+        return self
+
+
+class SourceAuth(BaseModel):
+    """How an HTTP source is authenticated: exactly one of bearer, basic, api_key (secrets from the
+    environment: `bearer: ${CRM_TOKEN}`); plain headers go in `headers`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bearer: str | None = Field(None, min_length=1)
+    basic: BasicAuth | None = None
+    api_key: ApiKey | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceAuth:
+        if sum(x is not None for x in (self.bearer, self.basic, self.api_key)) != 1:
+            raise ValueError("give exactly one of bearer, basic, api_key")
+        return self
+
+    def headers(self) -> dict[str, str]:
+        if self.bearer is not None:
+            return {"Authorization": f"Bearer {self.bearer}"}
+        if self.basic is not None:
+            pair = f"{self.basic.username}:{self.basic.password}".encode()
+            return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
+        assert self.api_key is not None
+        return {self.api_key.header: self.api_key.value} if self.api_key.header else {}
+
+    def params(self) -> dict[str, str]:
+        key = self.api_key
+        return {key.param: key.value} if key is not None and key.param else {}
+
+
 class SourceConfig(BaseModel):
     """One source: a file `sources/<name>.yaml` (its name is the file's stem) or an entry under
     `sources:` in gateway.yaml. Checked at start: unknown keys and out-of-range values are refused."""
@@ -77,6 +131,7 @@ class SourceConfig(BaseModel):
     url: str = ""
     dsn: str = ""
     headers: dict[str, str] = {}
+    auth: SourceAuth | None = None  # bearer, basic or an API key (http kinds)
     timeout_s: float = Field(2.0, gt=0)  # the most one call may take, retries included
     concurrency: int = Field(16, ge=1)  # calls in flight at once (the bulkhead)
     queue: int = Field(512, ge=0)  # calls waiting for a slot; beyond that they fail at once
@@ -105,6 +160,8 @@ class SourceConfig(BaseModel):
             raise ValueError("dsn: required for kind sql")
         if self.kind != "sql" and not self.url:
             raise ValueError(f"url: required for kind {self.kind}")
+        if self.kind == "sql" and self.auth is not None:
+            raise ValueError("auth: for HTTP sources; a database's credentials go in its dsn")
         for name, e in self.entities.items():
             if e.kind != self.kind:
                 marks = " or ".join(KIND_MARKERS[self.kind])

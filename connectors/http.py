@@ -23,12 +23,23 @@ def new_session(total_connections: int = 256) -> aiohttp.ClientSession:
                                  timeout=aiohttp.ClientTimeout(total=None))
 
 
+def _with(params: Any, extra: dict[str, str]) -> Any:
+    """A request's query parameters (a mapping or a list of pairs) plus `extra`."""
+    if params is None:
+        return dict(extra)
+    if isinstance(params, dict):
+        return {**params, **extra}
+    return [*list(params.items() if hasattr(params, "items") else params), *extra.items()]
+
+
 class HttpConnector(Connector):
     """Requests against one source's base URL with its headers and concurrency limit."""
 
     def __init__(self, config: SourceConfig, session: aiohttp.ClientSession) -> None:
         self.session = session
         self.base = config.url.rstrip("/")
+        self.headers = {**config.headers, **(config.auth.headers() if config.auth else {})}
+        self.auth_params = config.auth.params() if config.auth else {}  # an API key in the query
         super().__init__(config)  # compiles the declared entities, which may use the above
 
     async def request(self, method: str, path: str, *, not_found: Collection[int] = (),
@@ -37,7 +48,9 @@ class HttpConnector(Connector):
         """The body of a 2xx answer; None for a status of `not_found` (the source does not know the
         resource: no failure); a SourceRejected for a 4xx answer one of `rejects` declares the client's
         mistake; a SourceError otherwise."""
-        headers = {**self.config.headers, **headers} if headers else self.config.headers
+        headers = {**self.headers, **headers} if headers else self.headers
+        if self.auth_params:
+            kw["params"] = _with(kw.get("params"), self.auth_params)
         return await self.guarded(lambda: self._once(method, path, not_found, headers, rejects, kw))
 
     async def _once(self, method: str, path: str, not_found: Collection[int], headers: dict[str, str],
