@@ -233,8 +233,10 @@ def check(args: argparse.Namespace) -> None:
     print(f"\nsources ({len(rows)}):")
     print(_table(("name", "kind", "url / dsn", "entities", "headers", "declared in"), rows))
     customer = build_schema()._schema.type_map["Customer"]
-    fields = [f"{n}: {f.type}" for n, f in customer.fields.items()]  # type: ignore[attr-defined]
-    print(f"\nCustomer fields ({len(fields)}):\n{_wrapped(fields)}")
+    feeds = _feeds(cfg)
+    fields = [f"{n}: {f.type}" + (f" <- {feeds[n]}" if n in feeds else "")
+              for n, f in customer.fields.items()]  # type: ignore[attr-defined]
+    print(f"\nCustomer fields ({len(fields)}; <- the sources feeding a declared one):\n{_wrapped(fields)}")
     print(f"\nroles ({len(cfg.roles)}):")
     print(_table(("role", "reads", "denies", "masks", "mutations", "operations"), [
         (n, ", ".join(r.read) if r.read == ["*"] else f"{len(r.read)} patterns", str(len(r.deny)),
@@ -252,6 +254,19 @@ def check(args: argparse.Namespace) -> None:
         if down:
             raise SystemExit(f"{len(down)} of {len(results)} sources down: {', '.join(down)}")
         print(f"all {len(results)} sources up")
+
+
+def _feeds(cfg: gateway_config.GatewayConfig) -> dict[str, str]:
+    """GraphQL name of each declared Customer field -> the sources providing its entity."""
+    from schema.graph import ATTACHED
+    out = {}
+    for key, (_, d) in ATTACHED.items():
+        owner, field = key.split(".")
+        if owner == "Customer":
+            head, *rest = field.split("_")
+            out[head + "".join(p.capitalize() for p in rest)] = ", ".join(
+                n for n, s in sorted(cfg.sources.items()) if d.entity in s.entities)
+    return out
 
 
 PING_KEY = "customer-graph-ping-0"  # a key no system knows: "not found" still proves the source answers
