@@ -63,12 +63,13 @@ async def invalidate(sources: Sources, request: dict[str, Any]) -> dict[str, Any
 
 
 async def customer_keys(sources: Sources, golden_id: str) -> list[str]:
-    """Every cache key holding this person's records: crosswalk, each system's records, shipments."""
+    """Every cache key holding this person's records: identity source, each system's records, shipments."""
     assert sources.cache is not None
     identity = sources.connectors[sources.config.identity]
-    # Ask the crosswalk live: the person's records may have changed since the cached entry.
-    idents = (await identity.fetch("identities", [golden_id])).get(golden_id, [])
-    keys = [cache_key(identity.name, "identities", golden_id)]
+    entity = sources.identity.identities
+    # Ask the identity source live: the person's records may have changed since the cached entry.
+    idents = (await identity.fetch(entity, [golden_id])).get(golden_id, [])
+    keys = [cache_key(identity.name, entity, golden_id)]
     for ident in idents:
         for c in sources.connectors.values():
             if c.config.system == ident.system and c is not identity:
