@@ -315,14 +315,14 @@ def _identity(cfg: GatewayConfig, origin: str) -> None:
         file = cfg.files.get(name)
         return _where(file, ["identity"]) if file else _where(origin, ["sources", name, "identity"])
 
-    for name, source in cfg.sources.items():
-        if name != cfg.identity and source.identity is not None:
-            raise ConfigError(f"{where(name)}only the identity source (gateway.identity: {cfg.identity}) "
-                              f"declares identity")
     decl = cfg.sources[cfg.identity].identity
     if decl is None:
         raise ConfigError(f"{_where(origin, ['gateway', 'identity'])}source {cfg.identity!r} declares no identity: "
                           f"section (the entities that link golden ids, and findCustomers' lookups)")
+    for name, source in cfg.sources.items():
+        if name != cfg.identity and source.identity is not None:
+            raise ConfigError(f"{where(name)}only the identity source (gateway.identity: {cfg.identity}) "
+                              f"declares identity")
     if graph.IDENTITY is not None and graph.IDENTITY[1] != decl:
         raise ConfigError(f"{where(cfg.identity)}not as the gateway's findCustomers was built (from "
                           f"{display_path(graph.folder() / graph.IDENTITY[0])}, once per process; "

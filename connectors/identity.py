@@ -4,15 +4,15 @@ and the lookups `findCustomers` offers.
 The `identity:` section of the declaration file of the source `gateway.identity` names:
 
     identity:
-      identities: identities      # entity: golden id -> the person's records in every system (Identity)
-      match: match                # entity: "kind:value" -> the golden ids with that standardised key
+      identities: links           # entity: golden id -> the person's records in every system (Identity)
+      match: by_match_key         # entity: "kind:value" -> the golden ids with that standardised key
       description: "..."          # findCustomers' description
       lookups:                    # findCustomers' arguments, in order: snake_case, camel-cased in GraphQL
         email: {normalize: email, valid: "value.contains('@')", invalid: is not an email address}
         phone: {normalize: e164, empty: is not a phone number}   # e164: the source's options.phone_country
-        card: {kind: loyalty_card, normalize: digits, empty: has no digits}
+        member_no: {kind: member, normalize: digits, empty: has no digits}
       system_id:                  # findCustomers(systemId: {system, id}): "system:id" -> golden ids
-        entity: lookup
+        entity: by_system_id
         description: "..."        # SystemIdInput's description
 
 A value given for a lookup is checked with `valid` (CEL over `value`, the text as typed; false is a
@@ -46,7 +46,7 @@ SYSTEM_ID_DESCRIPTION = "An id as one system knows the customer."
 
 
 def camel(name: str) -> str:
-    """A snake_case name as GraphQL shows it (strawberry's rule): loyalty_card -> loyaltyCard."""
+    """A snake_case name as GraphQL shows it (strawberry's rule): member_no -> memberNo."""
     first, *rest = name.split("_")
     return first + "".join(p.capitalize() for p in rest)
 

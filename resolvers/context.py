@@ -38,7 +38,7 @@ class KeySpec:
 
 
 def key_specs(connectors: dict[str, Connector]) -> dict[tuple[str, str], KeySpec]:
-    """(source, entity) -> where its keys come from, for the entities not keyed by the crosswalk."""
+    """(source, entity) -> where its keys come from, for the entities not keyed by the identity source."""
     from connectors.mapping import normalizer
     out = {}
     for c in connectors.values():

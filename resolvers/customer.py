@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ async def load_customers(info: Info, ids: list[str]) -> list[CustomerData | Exce
             for i in ids]
 
 
-def match_keys(identity: CompiledIdentity, given: dict[str, str | None]) -> list[str]:
+def match_keys(identity: CompiledIdentity, given: Mapping[str, str | None]) -> list[str]:
     """Standardised "kind:value" keys for the values given, by declared lookup (connectors/identity.py),
     in the declared order; a clear error for an unusable one."""
     keys = []
@@ -87,7 +87,7 @@ async def find_golden_ids(info: Info, keys: list[str], system_key: str | None) -
     return full or sorted(hits, key=lambda g: (-hits[g], g))
 
 
-async def find_customers(info: Info, given: dict[str, str | None],
+async def find_customers(info: Info, given: Mapping[str, str | None],
                          system_id: tuple[str, str] | None) -> list[CustomerData]:
     """findCustomers: the customers matching the lookups' values given (declared name -> value) and a
     system's own id (system, id), best first, at most `max_ids`."""
