@@ -149,7 +149,7 @@ class CompiledIdentity:
 
     def none_given(self) -> str:
         """The message for a findCustomers without any argument."""
-        names = [lk.argument for lk in self.lookups.values()] + (["systemId"] if self.system_ids else [])
+        names = [lk.argument for lk in self.lookups.values()] + ([camel(SYSTEM_ID)] if self.system_ids else [])
         listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
         return f"give at least one of {listed}" if len(names) > 1 else f"give {listed}"
 
