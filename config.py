@@ -29,7 +29,7 @@ from cache.settings import CacheSettings
 from connectors.base import KINDS, SourceConfig
 from resolvers.rules import Insights, parse_insights
 from schema import graph
-from schema.declared import DeclarationError
+from schema.declared import DeclarationError, TypeRef
 from server.settings import (
     ApqSettings,
     AuthSettings,
@@ -56,12 +56,12 @@ class GatewaySection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    identity: str  # the source that links golden ids to every system's records (declares `identities`)
+    # The source that links golden ids to every system's records; by default the one declaring `identity:`.
+    identity: str = ""
     crm: str = "crm"  # the source of names, emails, phones and preferences
     max_ids: int = Field(100, ge=1, le=10_000)
     request_timeout_s: float = Field(5.0, gt=0)  # every source call of one request ends by then
     naive: bool = False  # benchmark baseline only: no DataLoaders (one source call per key), no cache
-    phone_country: str = Field("31", pattern=r"^[0-9]{1,3}$")  # for phone numbers typed without a country code
     sources: str = ""  # a folder of declaration files, one per system, relative to the config file
 
 
@@ -75,7 +75,6 @@ class GatewayConfig(BaseModel):
     max_ids: int = 100
     request_timeout_s: float = 5.0
     naive: bool = False
-    phone_country: str = "31"
     sources: dict[str, SourceConfig] = {}
     cache: CacheSettings = CacheSettings()
     insights: Insights = Insights()
@@ -298,11 +297,14 @@ def parse(raw: dict[str, Any] | None, base: str | Path | None = None, origin: st
                         **_serving(raw, origin), **gateway)
     if cfg.naive:
         cfg.cache.enabled = False
+    if not cfg.identity:
+        cfg.identity = _identity_source(cfg, origin)
     for role in ("identity", "crm"):
         name = getattr(cfg, role)
         if name not in sources:
             raise ConfigError(f"{_where(origin, ['gateway', role])}source {name!r} is not declared "
                               f"(sources: {', '.join(sorted(sources)) or 'none'})")
+    _identity(cfg, origin)
     check_links(cfg, origin)
     return cfg
 
@@ -340,7 +342,7 @@ def check_links(cfg: GatewayConfig, origin: str = "") -> None:
         if d.entity not in provided:
             raise ConfigError(f"{at}no source provides entity {d.entity!r}")
         source, record = provided[d.entity]
-        expected = d.record or graph.TypeRef.parse(d.type).named
+        expected = d.record or TypeRef.parse(d.type).named
         if record != expected:
             raise ConfigError(f"{at}{source}'s {d.entity} are {record or 'plain values'} records, not {expected}")
         owner = key.split(".")[0]
@@ -349,6 +351,35 @@ def check_links(cfg: GatewayConfig, origin: str = "") -> None:
             if spec is None or provided.get(spec.entity, ("", None))[1] != owner:
                 raise ConfigError(f"{at}a field on {owner} needs an entity keyed by a field of {owner} records "
                                   f"(keys: {{from: <entity of {owner}>.<field>}} in {source}'s {d.entity})")
+def _identity_source(cfg: GatewayConfig, origin: str) -> str:
+    """The one source declaring `identity:`, when gateway.identity names none."""
+    declaring = sorted(n for n, s in cfg.sources.items() if s.identity is not None)
+    if len(declaring) != 1:
+        found = f"sources {' and '.join(declaring)} do" if declaring else "no source does"
+        raise ConfigError(f"{_where(origin, ['gateway', 'identity'])}expected the source that declares identity: "
+                          f"(golden ids and findCustomers' lookups); {found}")
+    return declaring[0]
+
+
+def _identity(cfg: GatewayConfig, origin: str) -> None:
+    """The identity source declares `identity:`, as findCustomers was built from (schema/graph.py);
+    no other source does."""
+    def where(name: str) -> str:
+        file = cfg.files.get(name)
+        return _where(file, ["identity"]) if file else _where(origin, ["sources", name, "identity"])
+
+    decl = cfg.sources[cfg.identity].identity
+    if decl is None:
+        raise ConfigError(f"{_where(origin, ['gateway', 'identity'])}source {cfg.identity!r} declares no identity: "
+                          f"section (the entities that link golden ids, and findCustomers' lookups)")
+    for name, source in cfg.sources.items():
+        if name != cfg.identity and source.identity is not None:
+            raise ConfigError(f"{where(name)}only the identity source (gateway.identity: {cfg.identity}) "
+                              f"declares identity")
+    if graph.IDENTITY is not None and graph.IDENTITY[1] != decl:
+        raise ConfigError(f"{where(cfg.identity)}not as the gateway's findCustomers was built (from "
+                          f"{display_path(graph.folder() / graph.IDENTITY[0])}, once per process; "
+                          f"CUSTOMER_GRAPH_TYPES names another folder)")
 
 
 def inline(path: str | Path) -> dict[str, Any]:

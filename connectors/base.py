@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
+from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 
 T = TypeVar("T")
@@ -144,6 +145,7 @@ class SourceConfig(BaseModel):
     negative_ttl_s: PositiveSeconds | None = None  # cache freshness of "not known here"
     options: dict[str, Any] = {}
     entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py)
+    identity: IdentityDecl | None = None  # the identity source's links and lookups (connectors/identity.py)
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -179,6 +181,13 @@ class SourceConfig(BaseModel):
     def _module(self) -> SourceConfig:
         if not self.mapping:  # by default the source's name (not marked as set: see `module`)
             object.__setattr__(self, "mapping", self.name)
+        return self
+
+    @model_validator(mode="after")
+    def _identity(self) -> SourceConfig:
+        if self.identity is not None:  # its entities are this source's (or its module's), its lookups compile
+            self.identity.check_entities(self.entities, elsewhere=self.module is not None)
+            compile_identity(self.identity, self.options)
         return self
 
     @property

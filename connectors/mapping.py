@@ -478,7 +478,7 @@ def normalizer(names: str | list[str], options: Mapping[str, Any], where: str) -
             steps.append(lambda v, c=str(country): normalize.phone(v, c))
         else:
             steps.append({"trim": str.strip, "lower": str.lower, "upper": str.upper, "title": str.title,
-                          "email": normalize.email, "digits": normalize.card,
+                          "email": normalize.email, "digits": normalize.digits,
                           "sha256": lambda v: hashlib.sha256(v.encode()).hexdigest()}[name])
     if len(steps) == 1:
         return steps[0]

@@ -12,8 +12,9 @@ def email(value: str) -> str:
     return value.strip().lower()
 
 
-def phone(value: str, default_country: str = "31") -> str | None:
-    """E.164 (+31612345678) from '+31 612 345 678', '0031-612-345678', '(0612) 345-678' and the like."""
+def phone(value: str, default_country: str) -> str | None:
+    """E.164 (+31612345678) from '+31 612 345 678', '0031-612-345678', '(0612) 345-678' and the like;
+    a number in national format (a trunk 0 first) is in `default_country` (a country code: "31")."""
     digits = _NON_DIGITS.sub("", value)
     if value.strip().startswith("00") or digits.startswith("00"):
         digits = digits.lstrip("0")
@@ -22,6 +23,6 @@ def phone(value: str, default_country: str = "31") -> str | None:
     return "+" + digits if 8 <= len(digits) <= 15 else None
 
 
-def card(value: str) -> str:
-    """Loyalty card numbers are printed in groups; the system stores digits only."""
+def digits(value: str) -> str:
+    """Numbers printed in groups or with separators (cards, account numbers) compare as digits only."""
     return _NON_DIGITS.sub("", value)

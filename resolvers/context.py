@@ -11,6 +11,7 @@ from typing import Any
 from cache.records import RecordCache
 from config import GatewayConfig
 from connectors.base import Connector
+from connectors.identity import CompiledIdentity, compile_identity
 from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
 
@@ -58,9 +59,13 @@ class Sources:
     cache: RecordCache | None = None
     providers: dict[str, list[Connector]] = field(default_factory=dict)
     key_specs: dict[tuple[str, str], KeySpec] = field(default_factory=dict)
+    identity: CompiledIdentity = field(init=False)  # the identity source's entities and lookups
 
     def __post_init__(self) -> None:
         self.key_specs = key_specs(self.connectors)
+        decl = self.config.sources[self.config.identity]
+        assert decl.identity is not None, "config.py checks that the identity source declares identity:"
+        self.identity = compile_identity(decl.identity, decl.options)
         by_entity: dict[str, list[Connector]] = defaultdict(list)
         for c in self.connectors.values():
             for entity in c.entities:

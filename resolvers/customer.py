@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.types import Info
 
-from connectors import normalize
 from connectors.base import Connector
+from connectors.identity import CompiledIdentity
 from resolvers.context import Context, KeySpec, flatten
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.futures import chain
@@ -20,7 +20,6 @@ from schema.graph import record
 
 Identity = record("Identity")
 
-IDENTITIES = "identities"  # the identity source's entity: a golden id's records in every system
 GOLDEN_ID = re.compile(r"^C-\d{6}$")
 
 
@@ -42,41 +41,42 @@ async def load_customers(info: Info, ids: list[str]) -> list[CustomerData | Exce
     """Customers in the order asked; a BadUserInput or NotFound in place of each bad or unknown id."""
     ctx: Context = info.context
     valid = [i for i in ids if GOLDEN_ID.match(i)]
-    identity = ctx.source(ctx.config.identity)
-    found = dict(zip(valid, await ctx.load_many(identity, IDENTITIES, valid, info.path.as_list)))
+    entity = ctx.sources.identity.identities  # a golden id's records in every system
+    found = dict(zip(valid, await ctx.load_many(ctx.source(ctx.config.identity), entity, valid, info.path.as_list)))
     # The identity source's records of each customer are its identities: loaded already.
-    customers = {gid: CustomerData(gid, idents, {IDENTITIES: idents}) for gid, idents in found.items() if idents}
+    customers = {gid: CustomerData(gid, idents, {entity: idents}) for gid, idents in found.items() if idents}
     return [customers.get(i) or (NotFound(f"no customer with id {i}") if GOLDEN_ID.match(i) else
                                  BadUserInput(f"malformed customer id {i!r}: expected the form C-000042"))
             for i in ids]
 
 
-def match_keys(ctx: Context, email: str | None, phone: str | None, loyalty_card: str | None) -> list[str]:
-    """Standardised "kind:value" keys for the identifiers given; a clear error for an unusable one."""
+def match_keys(identity: CompiledIdentity, given: Mapping[str, str | None]) -> list[str]:
+    """Standardised "kind:value" keys for the values given, by declared lookup (connectors/identity.py),
+    in the declared order; a clear error for an unusable one."""
     keys = []
-    if email is not None:
-        if "@" not in email:
-            raise BadUserInput(f"email {email!r} is not an email address")
-        keys.append(f"email:{normalize.email(email)}")
-    if phone is not None:
-        e164 = normalize.phone(phone, ctx.config.phone_country)
-        if e164 is None:
-            raise BadUserInput(f"phone {phone!r} is not a phone number")
-        keys.append(f"phone:{e164}")
-    if loyalty_card is not None:
-        if not normalize.card(loyalty_card):
-            raise BadUserInput(f"loyaltyCard {loyalty_card!r} has no digits")
-        keys.append(f"loyalty_card:{normalize.card(loyalty_card)}")
+    for name, lookup in identity.lookups.items():
+        value = given.get(name)
+        if value is None:
+            continue
+        if lookup.valid is not None and not lookup.valid({"value": value}):
+            raise BadUserInput(f"{lookup.argument} {value!r} {lookup.invalid}")
+        key = lookup.normalize(value)
+        if not key:
+            raise BadUserInput(f"{lookup.argument} {value!r} {lookup.empty}")
+        keys.append(f"{lookup.kind}:{key}")
     return keys
 
 
 async def find_golden_ids(info: Info, keys: list[str], system_key: str | None) -> list[str]:
     """Golden ids matching the identifiers: those matching all of them first, then by how many they match."""
     ctx: Context = info.context
-    identity = ctx.source(ctx.config.identity)
-    lookups = [ctx.load_many(identity, "match", keys, info.path.as_list)]
-    if system_key is not None:
-        lookups.append(ctx.load_many(identity, "lookup", [system_key], info.path.as_list))
+    identity = ctx.sources.identity
+    source = ctx.source(ctx.config.identity)
+    lookups = []
+    if identity.match is not None:
+        lookups.append(ctx.load_many(source, identity.match, keys, info.path.as_list))
+    if system_key is not None and identity.system_ids is not None:
+        lookups.append(ctx.load_many(source, identity.system_ids, [system_key], info.path.as_list))
     hits: dict[str, int] = {}
     for result in await asyncio.gather(*lookups):
         for gids in result:
@@ -85,6 +85,20 @@ async def find_golden_ids(info: Info, keys: list[str], system_key: str | None) -
     wanted = len(keys) + (system_key is not None)
     full = sorted(g for g, n in hits.items() if n == wanted)
     return full or sorted(hits, key=lambda g: (-hits[g], g))
+
+
+async def find_customers(info: Info, given: Mapping[str, str | None],
+                         system_id: tuple[str, str] | None) -> list[CustomerData]:
+    """findCustomers: the customers matching the lookups' values given (declared name -> value) and a
+    system's own id (system, id), best first, at most `max_ids`."""
+    ctx: Context = info.context
+    if system_id is None and all(v is None for v in given.values()):
+        raise BadUserInput(ctx.sources.identity.none_given())
+    keys = match_keys(ctx.sources.identity, given)
+    system_key = f"{system_id[0]}:{system_id[1].strip()}" if system_id is not None else None
+    gids = await find_golden_ids(info, keys, system_key)
+    found = await load_customers(info, gids[: ctx.config.max_ids])
+    return [c for c in found if isinstance(c, CustomerData)]
 
 
 def then(result: Any, fn: Callable[[Any], Any]) -> Any:
@@ -121,14 +135,14 @@ def keys_of(records: list[Any], spec: KeySpec) -> list[str]:
 
 def customer_pairs(info: Info, entity: str, customer: CustomerData) -> Pairs | Awaitable[Pairs]:
     """Each source providing `entity`, with the customer's keys there: their ids in its system (from the
-    crosswalk), or for an entity keyed by another's field, that field of the customer's records of it
+    identity source), or for an entity keyed by another's field, that field of the customer's records of it
     (then still to come)."""
     ctx: Context = info.context
     pairs: Pairs = []
     derived: list[tuple[Connector, KeySpec]] = []
     for c in ctx.providers(entity):
         spec = ctx.sources.key_specs.get((c.name, entity))
-        if c.name == ctx.config.identity:  # the crosswalk knows the customer by the golden id itself
+        if c.name == ctx.config.identity:  # the identity source knows the customer by the golden id itself
             pairs.append((c, [customer.id]))
         elif spec is None:
             pairs.append((c, customer.ids_in(c.config.system)))

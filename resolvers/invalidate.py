@@ -7,7 +7,7 @@ from typing import Any
 
 from cache.tiers import cache_key
 from resolvers.context import Sources
-from resolvers.customer import IDENTITIES, keys_of
+from resolvers.customer import keys_of
 
 
 USAGE = 'give {"source": name}, {"source": name, "key": id} or {"customer": golden id}'
@@ -67,8 +67,9 @@ async def customer_keys(sources: Sources, golden_id: str) -> list[str]:
     assert sources.cache is not None
     identity = sources.connectors[sources.config.identity]
     # Ask the identity source live: the person's records may have changed since the cached entry.
-    idents = (await identity.fetch(IDENTITIES, [golden_id])).get(golden_id, [])
-    keys = [cache_key(identity.name, IDENTITIES, golden_id)]
+    entity = sources.identity.identities
+    idents = (await identity.fetch(entity, [golden_id])).get(golden_id, [])
+    keys = [cache_key(identity.name, entity, golden_id)]
     for ident in idents:
         for c in sources.connectors.values():
             if c.config.system == ident.system and c is not identity:

@@ -27,8 +27,9 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from connectors.identity import IdentityDecl
 from schema.attached import AttachDecl, parse_target
-from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl, TypeRef
+from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
@@ -101,6 +102,24 @@ def load_attached(where: Path) -> dict[str, tuple[str, AttachDecl]]:
     return out
 
 
+def load_identity(where: Path) -> tuple[str, IdentityDecl] | None:
+    """The one file's `identity:` section (findCustomers' lookups, connectors/identity.py): (the file,
+    the declaration), or None when no file declares one; two files declaring one is an error."""
+    found: tuple[str, IdentityDecl] | None = None
+    for path in sorted(p for p in where.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, dict) or "identity" not in raw:
+            continue
+        if found is not None:
+            raise DeclarationError(f"{path.name}: identity: already declared in {found[0]} "
+                                   f"(one source links the golden ids)")
+        try:
+            found = (path.name, IdentityDecl.model_validate(raw["identity"]))
+        except ValidationError as exc:
+            raise _error(path.name, "identity", exc) from None
+    return found
+
+
 def load_declarations(where: Path) -> Declarations:
     """Every file's types and enums in `where`, as one set."""
     parts: dict[str, Declarations] = {}
@@ -120,6 +139,7 @@ def load_declarations(where: Path) -> Declarations:
 
 GRAPH = Graph(load_declarations(folder()))
 ATTACHED = load_attached(folder())
+IDENTITY = load_identity(folder())
 records: dict[str, type] = GRAPH.records
 enums: dict[str, type[_enum.Enum]] = GRAPH.enums
 

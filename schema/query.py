@@ -5,15 +5,10 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from resolvers.customer import CustomerData, find_golden_ids, load_customers, match_keys
+from resolvers.customer import load_customers
 from resolvers.errors import BadUserInput
 from schema.customer import Customer
-
-
-@strawberry.input(description="An id as one system knows the customer, e.g. {system: \"billing\", id: \"BA-20000084\"}.")
-class SystemIdInput:
-    system: str
-    id: str
+from schema.find import find_customers_field
 
 
 @strawberry.type
@@ -33,17 +28,5 @@ class Query:
             raise BadUserInput(f"at most {limit} ids per request, got {len(ids)}")
         return await load_customers(info, list(ids))  # type: ignore[return-value]
 
-    @strawberry.field(description="Customers matching any identifier seen at a point of contact: email (any case "
-                                  "or spacing), phone (any format), loyalty card, or a system's own id. Those "
-                                  "matching every identifier given come first; several only where the crosswalk "
-                                  "cannot tell them apart (e.g. a shared household phone).")
-    async def find_customers(self, info: Info, email: str | None = None, phone: str | None = None,
-                             loyalty_card: str | None = None,
-                             system_id: SystemIdInput | None = None) -> list[Customer]:
-        if email is None and phone is None and loyalty_card is None and system_id is None:
-            raise BadUserInput("give at least one of email, phone, loyaltyCard or systemId")
-        keys = match_keys(info.context, email, phone, loyalty_card)
-        system_key = f"{system_id.system}:{system_id.id.strip()}" if system_id else None
-        gids = await find_golden_ids(info, keys, system_key)
-        found = await load_customers(info, gids[: info.context.config.max_ids])
-        return [c for c in found if isinstance(c, CustomerData)]  # type: ignore[misc]
+    # Its arguments are the identity source's declared lookups (schema/find.py).
+    find_customers = find_customers_field()
