@@ -5,8 +5,9 @@ sources}`, relative to the file's directory); each `sources/<name>.yaml` declare
 being the file's stem. Sources may also be written inline under `sources:` (the tests build configs
 that way); a name defined in both places is an error. A source's `types:` and `enums:` (and those of a
 shared file, named `_...`, which is not a source) are the GraphQL types its entities become: built once
-per process by schema/graph.py, checked here to be the ones it built. `${VAR}` and `${VAR:-default}` in
-any string are read from the environment.
+per process by schema/graph.py, checked here to be the ones it built; so is its `insights:` section
+(schema/roles.py), whose settings type gateway.yaml's `insights.cross_sell`. `${VAR}` and
+`${VAR:-default}` in any string are read from the environment.
 
 Every section is a pydantic v2 model (the sources' in connectors/, the cache's in cache/, the serving
 sections' in server/settings.py, the rules' in resolvers/rules.py): unknown keys and out-of-range
@@ -30,6 +31,7 @@ from connectors.base import KINDS, SourceConfig
 from resolvers.rules import Insights, parse_insights
 from schema import graph
 from schema.declared import DeclarationError, TypeRef
+from schema.roles import insights_of
 from server.settings import (
     ApqSettings,
     AuthSettings,
@@ -77,7 +79,7 @@ class GatewayConfig(BaseModel):
     naive: bool = False
     sources: dict[str, SourceConfig] = {}
     cache: CacheSettings = CacheSettings()
-    insights: Insights = Insights()
+    insights: Insights = Field(default_factory=graph.RULES)  # typed with the declared settings
     auth: AuthSettings | None = None  # None: no `auth` section, and `serve` refuses to start
     roles: dict[str, RoleSettings] = {}
     limits: LimitSettings = LimitSettings()
@@ -172,6 +174,21 @@ def check_types(raw: Any, origin: str = "", section: Sequence[Any] = ()) -> None
                                   f"names another folder)")
 
 
+def check_insights(name: str, raw: Any, origin: str = "", section: Sequence[Any] = ()) -> None:
+    """A declaration file's `insights:` (schema/roles.py) must be the one the process's graph was built from."""
+    if not isinstance(raw, dict) or raw.get("insights") is None:
+        return
+    try:
+        mine = insights_of(raw, _where(origin, section).removesuffix(": ") or "configuration")
+    except DeclarationError as exc:
+        raise ConfigError(str(exc)) from None
+    built = next((d for f, d in graph.INSIGHTS.files.items() if Path(f).stem == name), None)
+    if mine != built:
+        raise ConfigError(f"{_where(origin, [*section, 'insights'])}not as the gateway's insights were built "
+                          f"(from {display_path(graph.folder())}, once per process; CUSTOMER_GRAPH_TYPES "
+                          f"names another folder)")
+
+
 def _in_order(raw: Any, built: Any) -> Any:
     fields = raw.get("fields") if isinstance(raw, dict) else None
     if not isinstance(fields, dict):
@@ -189,6 +206,7 @@ def source_config(name: str, raw: Any, origin: str = "", section: Sequence[Any] 
                           f"{'the file name' if not section else 'its key under sources'}")
     if isinstance(raw, dict) and any(k in raw for k in graph.SECTIONS):
         check_types(raw, origin, section)
+        check_insights(name, raw, origin, section)
         raw = {k: v for k, v in raw.items() if k not in graph.SECTIONS}
     base = {"system": name, **raw} if isinstance(raw, dict) else raw
     return _model(SourceConfig, origin, section, base, name=name)  # type: ignore[no-any-return]
@@ -228,6 +246,7 @@ def _declared(folder: Path, origin: str) -> dict[str, tuple[Any, str]]:
             raw = {}
         if graph.shared(path):  # shared types and enums, not a source
             check_types(raw, shown)
+            check_insights(path.stem, raw, shown)
             continue
         if not isinstance(raw, dict):
             raise ConfigError(f"{shown}: expected the source's settings (kind, url or dsn, ...), got {_kind(raw)}")
@@ -272,7 +291,7 @@ def _insights(raw: Any, origin: str) -> Insights:
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{_where(origin, ['insights'])}expected a mapping, got {_kind(raw)}")
     try:
-        return parse_insights(raw or {})
+        return parse_insights(raw or {}, graph.RULES)
     except ValidationError as exc:
         raise ConfigError(describe(exc, origin, ["insights"])) from None
 

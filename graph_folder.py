@@ -49,6 +49,7 @@ def build_or_exit() -> None:
     (file, key path, what was expected) instead of an import traceback."""
     from schema.declared import DeclarationError
     try:
+        import schema.insights  # noqa: F401  (compiles the insights' roles and blockers)
         import schema.types  # noqa: F401  (builds the graph and attaches the declared fields)
     except DeclarationError as exc:
         raise SystemExit(f"config error: {exc}") from None

@@ -14,11 +14,12 @@ utime + stime, as the other benchmarks read it); head/base is paired per round:
                                    0.43 ms); the cache is refreshed with no-cache requests just before each
                                    round, so no record's TTL (helpdesk tickets: 15 s) runs out during one
 
-The base runs from a temporary `git worktree` of the ref, with this interpreter, cwd and PYTHONPATH set to the
+The base runs from a temporary `git worktree` of its ref, with this interpreter, cwd and PYTHONPATH set to the
 worktree (checked: its modules import from there); its config comes from its own tests.harness.gateway_config.
-`--base HEAD` on a clean tree is an A/A run: the spread it shows is the noise.
+`--head REF` measures a commit instead of the working tree (also from a temporary worktree); the same ref
+on both sides is an A/A run, whose spread is the noise.
 
-  python -m bench.ab [--base 05d9d81] [--rounds 8] [--views 100] [--seconds 3] [--chunks 4]
+  python -m bench.ab [--base 05d9d81] [--head REF] [--rounds 8] [--views 100] [--seconds 3] [--chunks 4]
 """
 
 from __future__ import annotations
@@ -74,13 +75,16 @@ print(json.dumps({"tokens": harness.tokens_for(cfg), "modules": files}))
 
 
 @contextmanager
-def worktree(ref: str, parent: Path) -> Iterator[tuple[Path, str]]:
-    """A detached checkout of `ref` under `parent`, removed afterwards; yields its path and commit."""
+def checkout(ref: str | None, path: Path) -> Iterator[tuple[Path, str]]:
+    """This working tree (ref None), or a detached `git worktree` of ref at `path`, removed afterwards;
+    yields its folder and a name for it."""
+    if ref is None:
+        yield ROOT, "working tree"
+        return
     sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}").strip()
-    path = parent / f"base-{sha[:10]}"
     _git("worktree", "add", "--detach", str(path), sha)
     try:
-        yield path, sha
+        yield path, sha[:7]
     finally:
         _git("worktree", "remove", "--force", str(path))
 
@@ -150,9 +154,9 @@ def start_side(name: str, root: Path, env: Env, work: Path) -> Side:
     gateways = []
     try:
         for label, overrides in (("cached", {}), ("uncached", {"cache": {"enabled": False}})):
-            path = work / f"{name}-{label}.yaml"
+            path = work / f"{root.name}-{label}.yaml"
             tokens = write_config(root, env, path, overrides)
-            gateways.append(launch(root, path, tokens, work / f"{name}-{label}.log"))
+            gateways.append(launch(root, path, tokens, work / f"{root.name}-{label}.log"))
     except BaseException:
         for gw in gateways:
             gw.stop()
@@ -293,7 +297,7 @@ def report(base: Side, head: Side, floor: list[float], rounds: int) -> str:
         rows.append((name, spread(base.ms[name]), spread(head.ms[name]), f"{p50(ratios):.3f}",
                      f"{min(ratios):.3f}-{max(ratios):.3f}", spread(floor) if name.startswith("cold") else "",
                      verdict(ratios)))
-    title = (f"A/B: gateway CPU ms per request, base {base.name} vs head (working tree), one estate, {rounds} "
+    title = (f"A/B: gateway CPU ms per request, base {base.name} vs head {head.name}, one estate, {rounds} "
              "alternating rounds; median (min-max across rounds), head/base paired per round")
     header = ("measure", "base ms", "head ms", "head/base", "head/base range", "floor ms", "within 10%")
     cold = "cold full view, no-cache header"
@@ -307,6 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default=BASE, help=f"git ref of the base gateway (default {BASE})")
+    parser.add_argument("--head", default=None, help="git ref of the head gateway (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=8, help="alternating rounds (default 8)")
     parser.add_argument("--views", type=int, default=100, help="cold views per gateway per round (default 100)")
     parser.add_argument("--seconds", type=float, default=3.0, help="point-of-sale load per round (default 3; < 10)")
@@ -315,13 +320,15 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     args = parser.parse_args()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, worktree(args.base, Path(tmp)) as (base_root, sha):
+    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, \
+            checkout(args.base, Path(tmp) / "base") as (base_root, base_name), \
+            checkout(args.head, Path(tmp) / "head") as (head_root, head_name):
         work = Path(tmp)
         env = environment(work, args.customers)
         sides: list[Side] = []
         try:
-            sides.append(start_side(sha[:7], base_root, env, work))
-            sides.append(start_side("head", ROOT, env, work))
+            sides.append(start_side(base_name, base_root, env, work))
+            sides.append(start_side(head_name, head_root, env, work))
             floor = measure(env, sides, args)
         finally:
             for side in sides:

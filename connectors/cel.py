@@ -16,7 +16,7 @@ The CEL subset translated: literals, lists and maps; field selection and indexin
 endsWith contains matches lowerAscii upperAscii trim split join replace size`; the macros `map filter
 all exists exists_one`. Record expressions add a few host functions (CEL lets a host declare its own):
 `sum(list)`, `rank(enum_field)` (the member's position in its declared enum), `money(amount, currency)`
-("EUR 1,234.50"), `day(timestamp)` ("2026-11-23"), `capitalize(s)`. Anything else is refused when
+("EUR 1,234.50"), `day(timestamp)` ("2026-11-23"), `capitalize(s)`, `days(n)`. Anything else is refused when
 compiled. Deviations from CEL's spec: arithmetic does not check for overflow, and mixed int/double
 arithmetic is allowed (CEL refuses it).
 """

@@ -11,7 +11,11 @@ functions and templates read an enum as its name.
 
 Host functions (CEL lets a host declare its own): `sum(list)`, `rank(enum_field)` (the member's
 position in its declared enum: `rank(priority) >= 1`), `money(amount, currency)` ("EUR 1,234.50"),
-`day(timestamp)` ("2026-11-23"), `capitalize(s)` ("Voice"), and cel-go's `math.round`.
+`day(timestamp)` ("2026-11-23"), `capitalize(s)` ("Voice"), `days(n)` (a duration of n days, for a
+window that is a setting: `sent_at >= now - days(rules.within_days)`; CEL's own `duration('336h')`
+takes only a literal), and cel-go's `math.round`.
+
+A bound name may also be a pydantic model class (settings): its fields are checked like a record's.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import math
 import re
 import typing
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+
+from pydantic import BaseModel
 
 from connectors.cel import Translator, _only, parse_cel
 from connectors.mapping import _RUNTIME, _unwrap
@@ -74,13 +80,19 @@ def _dot(v: Any, name: str) -> Any:
     return v[name] if isinstance(v, Mapping) else getattr(v, name)
 
 
+def _days(n: float) -> timedelta:
+    return timedelta(days=n)
+
+
 _HOST = {"_name": _name, "_text": _text, "_money": _money, "_day": _day, "_round": _round, "_dot": _dot,
-         "_capitalize": lambda s: str(_name(s)).capitalize(), "_sum": sum}
+         "_capitalize": lambda s: str(_name(s)).capitalize(), "_sum": sum, "_days": _days}
 
 
 def fields_of(hint: Hint) -> dict[str, Hint] | None:
-    """A record type's fields and their types, or None if it is not a record."""
+    """A record type's (or a settings model's) fields and their types, or None if it is neither."""
     hint, _ = _unwrap(hint)
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return {n: f.annotation for n, f in hint.model_fields.items()}
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         try:
             return typing.get_type_hints(hint)
@@ -178,7 +190,8 @@ class _RecordTranslator(Translator):
             if members is None:
                 raise ExpressionError("rank() takes one enum field, e.g. rank(priority)")
             return f"{self.const({m: i for i, m in enumerate(members)})}[{self.expr(args[0])}]"
-        host = {"sum": ("_sum", 1), "money": ("_money", 2), "day": ("_day", 1), "capitalize": ("_capitalize", 1)}
+        host = {"sum": ("_sum", 1), "money": ("_money", 2), "day": ("_day", 1), "capitalize": ("_capitalize", 1),
+                "days": ("_days", 1)}
         if name in host:
             fn, n = host[name]
             if len(args) != n:
@@ -254,6 +267,12 @@ def compile_expr(text: str, record: Hint, bound: Mapping[str, Hint] | None = Non
     tr = _translator(record, bound)
     body = tr.expr(parse_cel(text))
     return _compile(body, [py for py, _ in tr.bound.values()], tr.consts, label or text)
+
+
+def static_type(text: str, record: Hint, bound: Mapping[str, Hint] | None = None) -> Hint:
+    """The type of a path expression (`channel`, `parent.currency`) as the declarations give it; None
+    for any other expression (its type is known only when evaluated)."""
+    return _translator(record, bound).type_of(parse_cel(text))
 
 
 def compile_template(text: str, record: Hint, bound: Mapping[str, Hint] | None = None,

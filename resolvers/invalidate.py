@@ -9,7 +9,6 @@ from cache.tiers import cache_key
 from resolvers.context import Sources
 from resolvers.customer import keys_of
 
-
 USAGE = 'give {"source": name}, {"source": name, "key": id} or {"customer": golden id}'
 
 

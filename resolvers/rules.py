@@ -1,16 +1,21 @@
 """The business rules behind the composed fields (cross-sell, value tiers, agent matching, catalog),
 read from the `insights:` section of gateway.yaml (pydantic v2: unknown keys and out-of-range values
-refused, with the key path)."""
+refused, with the key path).
+
+`insights.cross_sell` holds the framework's own setting (`suggestions`) plus the settings the
+declarations' blockers read (`insights.settings` of a declaration file, e.g. a priority or a number of
+days): `insights_model` makes the model of the whole section with those settings typed, so a bad
+value is refused at its key like any other.
+"""
 
 from __future__ import annotations
 
+import enum
+import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from schema.graph import enum
-
-TicketPriority = enum("TicketPriority")
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 
 class Rules(BaseModel):
@@ -18,22 +23,34 @@ class Rules(BaseModel):
 
 
 class CrossSellRules(Rules):
-    ticket_priority_at_least: TicketPriority = TicketPriority.NORMAL  # unresolved tickets this urgent block
-    offer_within_days: int = Field(14, ge=0)  # an offer sent this recently blocks another, and its product is not suggested
-    block_on_overdue: bool = True
-    block_on_opt_out: bool = True
+    """`insights.cross_sell`: the declared settings are added to it (`insights_model`)."""
+
     suggestions: int = Field(3, ge=0)
 
-    @field_validator("ticket_priority_at_least", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _any_case(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+    def _any_case(cls, raw: Any) -> Any:
+        """An enum setting may be written as a member's name in any case (`normal`, `NORMAL`)."""
+        if not isinstance(raw, dict):
+            return raw
+        return {k: enum_member(cls.model_fields[k].annotation, v) if k in cls.model_fields else v
+                for k, v in raw.items()}
+
+
+def enum_member(hint: Any, value: Any) -> Any:
+    """The member of enum `hint` named (any case) or valued `value`; `value` as it is otherwise (pydantic
+    then refuses it, listing the values)."""
+    members = next((h for h in (hint, *typing.get_args(hint)) if isinstance(h, type) and issubclass(h, enum.Enum)),
+                   None)
+    if members is None or not isinstance(value, str):
+        return value
+    return next((m for m in members if m.name.lower() == value.lower() or m.value == value), value)
 
 
 class ValueTier(Rules):
     tier: str
     min_value: float = Field(ge=0)  # lifetime value in the reporting currency...
-    min_orders_12m: int = Field(ge=0)  # ...or orders in the last 365 days, on any channel
+    min_orders_12m: int = Field(ge=0)  # ...or purchases in the last 365 days, on any channel
 
 
 class ValueRules(Rules):
@@ -67,6 +84,17 @@ class Insights(Rules):
         return {} if value is None else value  # a section written with no entries
 
 
-def parse_insights(raw: dict[str, Any]) -> Insights:
+def insights_model(settings: dict[str, tuple[Any, FieldInfo]]) -> type[Insights]:
+    """The model of the `insights:` section with these settings (name -> (type, pydantic Field, with
+    its default)) added to `insights.cross_sell`."""
+    if not settings:
+        return Insights
+    cross_sell: type[CrossSellRules] = create_model(  # type: ignore[call-overload]
+        "CrossSellRules", __base__=CrossSellRules, **settings)
+    return create_model("Insights", __base__=Insights,  # type: ignore[call-overload,no-any-return]
+                        cross_sell=(cross_sell, Field(default_factory=cross_sell)))
+
+
+def parse_insights(raw: dict[str, Any], model: type[Insights] = Insights) -> Insights:
     """The `insights:` section; a pydantic ValidationError names the key path of each problem."""
-    return Insights.model_validate(raw or {})
+    return model.model_validate(raw or {})

@@ -18,7 +18,7 @@ from strawberry.types.field import StrawberryField
 from resolvers import agents, insights, timeline
 from resolvers.customer import CustomerData
 from schema.graph import enums
-from schema.insights import AgentMatch, CrossSell, CustomerValue
+from schema.insights import ROLES, AgentMatch, CrossSell, CustomerValue
 from schema.timeline import TimelineConnection, connection
 from schema.types import CUSTOMER_FIELDS
 
@@ -39,19 +39,19 @@ class Composed:
     @strawberry.field(description="May we cross-sell now? Blockers (each citing its source record) and suggestions. "
                                   "Null with an error when a source it needs is failing: unknown is not eligible.")
     async def cross_sell(self, root: Parent[CustomerData], info: Info) -> CrossSell | None:
-        return await insights.cross_sell(info, root)  # type: ignore[return-value]
+        return await insights.cross_sell(info, root, ROLES)  # type: ignore[return-value]
 
     @strawberry.field(description="Lifetime value, orders by channel, first and last purchase, and a tier "
                                   "computed across every channel.")
     async def value(self, root: Parent[CustomerData], info: Info) -> CustomerValue | None:
-        return await insights.value(info, root)  # type: ignore[return-value]
+        return await insights.value(info, root, ROLES)  # type: ignore[return-value]
 
-    @strawberry.field(description="Available agents ranked by fit: the topic (or the subjects of open tickets), "
+    @strawberry.field(description="Available agents ranked by fit: the topic (or the subjects of open issues), "
                                   "the customer's language, the products they own, and past contacts that "
                                   "ended well.")
     async def best_agent(self, root: Parent[CustomerData], info: Info, topic: str | None = None,
                          language: str | None = None, first: int = 3) -> list[AgentMatch] | None:
-        return await agents.best_agents(info, root, topic, language, first)  # type: ignore[return-value]
+        return await agents.best_agents(info, root, topic, language, first, ROLES)  # type: ignore[return-value]
 
 
 def _customer_type() -> Any:
@@ -61,7 +61,8 @@ def _customer_type() -> Any:
     if clash:
         raise ValueError(f"graph: Customer.{clash[0]} is the framework's own field")
     body.update(CUSTOMER_FIELDS)
-    body.update({n: f for n, f in vars(Composed).items() if isinstance(f, StrawberryField)})
+    body.update({n: f for n, f in vars(Composed).items() if isinstance(f, StrawberryField)
+                 and (n != "best_agent" or AgentMatch is not None)})  # no staff declared: no bestAgent
     cls = type("Customer", (), body)
     return strawberry.type(cls, description="One customer across every system: a golden id (C-000042) and "
                                             "everything each source holds about them, fetched live.")

@@ -13,6 +13,10 @@ The folder is the repository's `sources/`, or `CUSTOMER_GRAPH_TYPES` when set (a
 files). A configuration read later (config.py) checks that the types its source files declare are the ones
 built here.
 
+The files' `insights:` sections (schema/roles.py) are read here too: their settings type gateway.yaml's
+`insights.cross_sell` (`RULES`, the model config.py checks it with), and schema/insights.py compiles the
+roles and blockers.
+
 `GRAPH` is not finished here: schema/types.py adds the fields the framework computes (resolvers) and
 finishes it. Records and enums are ready at once: `record("Payment")`, `enum("Channel")`.
 """
@@ -28,12 +32,14 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from connectors.identity import IdentityDecl
+from resolvers.rules import Insights, insights_model
 from schema.attached import AttachDecl, parse_target
 from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
+from schema.roles import Loaded, load_insights, setting_fields
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
-SECTIONS = ("types", "enums", "graph")
+SECTIONS = ("types", "enums", "graph", "insights")
 
 
 def folder() -> Path:
@@ -140,6 +146,8 @@ def load_declarations(where: Path) -> Declarations:
 GRAPH = Graph(load_declarations(folder()))
 ATTACHED = load_attached(folder())
 IDENTITY = load_identity(folder())
+INSIGHTS: Loaded = load_insights(folder())  # the roles, blockers and settings the insights read (schema/roles.py)
+RULES: type[Insights] = insights_model(setting_fields(INSIGHTS, GRAPH))  # gateway.yaml's insights:, typed
 records: dict[str, type] = GRAPH.records
 enums: dict[str, type[_enum.Enum]] = GRAPH.enums
 

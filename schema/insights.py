@@ -1,18 +1,41 @@
-"""Composed answers: cross-sell guard, customer value, best agent."""
+"""Composed answers: cross-sell guard, customer value, best agent.
+
+Their inputs are declared (schema/roles.py), compiled here once against the graph's records: `ROLES`
+is what the resolvers read. The kinds of blocker are the declared kinds; an agent is the team role's
+record type; a channel is the purchases' channel type."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
-from resolvers import insights
-from schema.graph import enum
+from schema.declared import DeclarationError
+from schema.graph import GRAPH, INSIGHTS, RULES
+from schema.roles import blocker_kinds, compile_insights, shown_type
 from schema.types import types
 
-Channel, Agent = enum("Channel"), types["Agent"]
+_CROSS_SELL: type = RULES.model_fields["cross_sell"].annotation  # type: ignore[assignment]
+_KINDS = blocker_kinds(INSIGHTS, __name__)
+# The kinds as a GraphQL enum (String when no file declares a blocker: an enum needs a value).
+BlockerKind: Any = strawberry.enum(_KINDS, description="Why a cross-sell should wait.") if _KINDS else str
+ROLES = compile_insights(INSIGHTS, GRAPH, _CROSS_SELL, _KINDS)
+Channel: Any = shown_type(INSIGHTS, "purchases", "channel", GRAPH, _CROSS_SELL) or str
 
-BlockerKind = strawberry.enum(insights.BlockerKind, description="Why a cross-sell should wait.")
+
+def _agent_type() -> Any:
+    """The team role's record type (the agent a match shows), or None when no file declares a team."""
+    team = INSIGHTS.roles.get("team")
+    if not team:
+        return None
+    file, decl = team[0]
+    if decl.record not in types:
+        raise DeclarationError(f"{file}: insights.team.record: {decl.record} has no GraphQL type (private)")
+    return types[decl.record]
+
+
+Agent = _agent_type()
 
 
 @strawberry.type(description="A reason not to cross-sell now, citing the source record behind it.")
@@ -48,7 +71,7 @@ class ChannelCount:
 
 @strawberry.type(description="What the customer is worth across every channel, in one currency.")
 class CustomerValue:
-    lifetime_value: float = strawberry.field(description="Orders (not cancelled) plus billing payments.")
+    lifetime_value: float = strawberry.field(description="Purchases (those counted) plus payments.")
     currency: str
     order_total: float
     payments_total: float
@@ -60,8 +83,17 @@ class CustomerValue:
     tier: str = strawberry.field(description="TOP, HIGH, MEDIUM or LOW, from insights.value.tiers.")
 
 
-@strawberry.type(description="An available agent, scored for this customer, with the reasons.")
-class AgentMatch:
-    agent: Agent
-    score: float
-    reasons: list[str]
+def _agent_match() -> Any:
+    """An agent scored for this customer; None (no bestAgent) when no file declares a team."""
+    if Agent is None:
+        return None
+
+    @strawberry.type(description="An available agent, scored for this customer, with the reasons.")
+    class AgentMatch:
+        agent: Agent
+        score: float
+        reasons: list[str]
+    return AgentMatch
+
+
+AgentMatch = _agent_match()

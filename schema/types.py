@@ -15,8 +15,8 @@ from strawberry.types import Info
 
 from resolvers.customer import attached_now, records_now, then
 from schema.attached import AttachDecl, Plan, arg_annotation, compile_plan, parse_target
-from schema.graph import ATTACHED, GRAPH
 from schema.declared import DeclarationError
+from schema.graph import ATTACHED, GRAPH
 
 
 def resolver(field: str, d: AttachDecl, plan: Plan, on_customer: bool) -> Any:
