@@ -49,6 +49,6 @@ def build_or_exit() -> None:
     (file, key path, what was expected) instead of an import traceback."""
     from schema.declared import DeclarationError
     try:
-        import schema.types  # noqa: F401  (builds the graph and attaches the declared fields)
+        import schema.mutation  # noqa: F401  (builds the graph, attaches the declared fields, the mutations)
     except DeclarationError as exc:
         raise SystemExit(f"config error: {exc}") from None

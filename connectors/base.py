@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connectors.actions import Action, Args
 from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 
@@ -46,7 +45,8 @@ class SourceRejected(Exception):
 
 @dataclass(frozen=True)
 class Rejection:
-    """A mapping's declaration that a 4xx answer of its source means the client's input was refused."""
+    """A declaration (an action's `rejects:`) that a 4xx answer of its source means the client's input
+    was refused."""
 
     status: int
     code: str  # the client's `extensions.code`
@@ -59,7 +59,9 @@ class Rejection:
 
 
 KINDS = ("sql", "rest", "graphql", "xml")
+ACTION_MARKERS = {"rest": "request", "sql": "update or insert"}  # the kinds that take writes
 PositiveSeconds = Annotated[float, Field(gt=0)]
+ActionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class SourceConfig(BaseModel):
@@ -70,10 +72,7 @@ class SourceConfig(BaseModel):
 
     name: str
     kind: Literal["sql", "rest", "graphql", "xml"]
-    # A Python module under connectors/mappings for what `entities` cannot declare (its ENTITIES and
-    # ACTIONS); by default the source's name, imported only when the source declares no entities.
-    mapping: str = ""
-    system: str  # the crosswalk's name for this system
+    system: str  # the identity source's name for this system
     url: str = ""
     dsn: str = ""
     headers: dict[str, str] = {}
@@ -89,6 +88,7 @@ class SourceConfig(BaseModel):
     negative_ttl_s: PositiveSeconds | None = None  # cache freshness of "not known here"
     options: dict[str, Any] = {}
     entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py)
+    actions: dict[ActionName, Action] = {}  # declared writes (connectors/actions.py)
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -119,46 +119,48 @@ class SourceConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _module(self) -> SourceConfig:
-        if not self.mapping:  # by default the source's name (not marked as set: see `module`)
-            object.__setattr__(self, "mapping", self.name)
+    def _actions(self) -> SourceConfig:
+        for name, a in self.actions.items():
+            if a.kind != self.kind:
+                gives = ACTION_MARKERS.get(self.kind)
+                raise ValueError(f"actions.{name}: " + (f"an action of a {self.kind} source gives {gives}" if gives
+                                                        else f"a {self.kind} source takes no actions"))
+            answer = a.answer
+            if answer is not None:
+                e = self.entities.get(answer.entity)
+                if e is None or e.mapping is None:
+                    mapped = [n for n, x in self.entities.items() if x.mapping is not None]
+                    raise ValueError(f"actions.{name}.answer.entity: no entity {answer.entity!r} with a mapping here "
+                                     f"({', '.join(mapped) or 'none'})")
         return self
 
-    @property
-    def module(self) -> str | None:
-        """The mapping module to import: the one named, or by default the source's name when the
-        source declares no entities; None when the declaration says everything."""
-        return self.mapping if "mapping" in self.model_fields_set or not self.entities else None
 
-
-# A mapping's fetcher: given the connector and many keys, the records found, by key.
+# An entity's fetcher: given the connector and many keys, the records found, by key.
 Fetcher = Callable[[Any, list[str]], Awaitable[dict[str, Any]]]
+# An action's run: given its arguments (connectors/actions.py), what the source answered.
+Write = Callable[[Args], Awaitable[Any]]
 
 
 class Connector:
-    """Fetches many keys of one entity per call, through its declaration or a mapping module."""
+    """Fetches many keys of one entity per call, and runs writes, as the source's declaration says."""
 
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
         self.name = config.name
         self.bulkhead = Bulkhead(config.concurrency, config.queue)
         self.circuit = CircuitBreaker(config.circuit_failures, config.circuit_reset_s)
-        self.module: ModuleType | None = importlib.import_module(f"connectors.mappings.{config.module}") \
-            if config.module else None
-        self.entities: dict[str, Fetcher] = dict(getattr(self.module, "ENTITIES", {}))
-        self.actions: dict[str, Callable[[Any, dict[str, Any]], Awaitable[Any]]] = dict(
-            getattr(self.module, "ACTIONS", {}))
         self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
         self.mappers: dict[str, Any] = {}  # each declared entity's compiled mapping (writes map answers too)
-        declared = {name: self.declared(name, e) for name, e in config.entities.items()}
-        both = sorted(declared.keys() & self.entities.keys())
-        if both:
-            raise ValueError(f"entities.{both[0]}: declared and also in connectors.mappings.{config.mapping}")
-        self.entities = {**declared, **self.entities}
+        self.entities: dict[str, Fetcher] = {name: self.declared(name, e) for name, e in config.entities.items()}
+        self.actions: dict[str, Write] = {name: self.action(name, a) for name, a in config.actions.items()}
 
     def declared(self, name: str, e: Entity) -> Fetcher:
         """The fetch of one declared entity, compiled once (each kind's connector knows how)."""
         raise ValueError(f"entities.{name}: a {self.config.kind} source cannot declare entities")
+
+    def action(self, name: str, a: Action) -> Write:
+        """The run of one declared write, compiled once (each kind's connector knows how)."""
+        raise ValueError(f"actions.{name}: a {self.config.kind} source cannot declare actions")
 
     def mapper(self, name: str, e: Entity) -> Any:
         """The entity's compiled mapping (None for an entity of plain values)."""
@@ -181,12 +183,12 @@ class Connector:
         self.keys += len(keys)
         return await self.protected(lambda: self.entities[entity](self, keys), deadline)
 
-    async def write(self, action: str, payload: dict[str, Any], deadline: float | None = None) -> Any:
-        """A write the mapping module defines (its `ACTIONS`), under the same protections as a read."""
+    async def write(self, action: str, args: Args, deadline: float | None = None) -> Any:
+        """A declared write (its `actions:`), under the same protections as a read."""
         actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
-        return await self.protected(lambda: actions[action](self, payload), deadline)
+        return await self.protected(lambda: actions[action](args), deadline)
 
     async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors.

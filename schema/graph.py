@@ -32,7 +32,7 @@ from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, Typ
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
-SECTIONS = ("types", "enums", "graph")
+SECTIONS = ("types", "enums", "graph", "inputs", "mutations")  # the schema's, not the source's
 
 
 def folder() -> Path:
