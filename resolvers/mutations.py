@@ -44,7 +44,8 @@ class Exists:
 @dataclass(frozen=True)
 class Link:
     entity: str  # the customer's records of this entity...
-    field: str  # ...hold the id to link in this field
+    field: str  # ...hold the id to link in this field,
+    normalize: Callable[[Any], Any] | None  # ...normalised so
     action: str  # the identity source's action
 
 
@@ -132,9 +133,10 @@ async def _keys(info: Info, plan: Plan, writer: Connector, customer: CustomerDat
     if known:
         return known
     link = plan.link
-    found = keys_of(await records(info, link.entity, customer), KeySpec(link.entity, link.field, None)) \
-        if link is not None else []
-    if link is None or not found:
+    if link is None:
+        raise BadUserInput(plan.missing(given))
+    found = keys_of(await records(info, link.entity, customer), KeySpec(link.entity, link.field, link.normalize))
+    if not found:
         raise BadUserInput(plan.missing(given))
     ctx: Context = info.context
     identity = ctx.source(ctx.config.identity)

@@ -21,7 +21,7 @@ from schema import mutations_decl
 from schema.customer import Customer
 from schema.declared import SCALARS, DeclarationError, TypeRef
 from schema.graph import GRAPH, folder
-from schema.mutations_decl import Declared, InputDecl, MutationDecl
+from schema.mutations_decl import Declared, InputDecl, LinkDecl, MutationDecl
 
 DECLARED = mutations_decl.load(folder())
 T = TypeVar("T")
@@ -134,9 +134,17 @@ def _plan(name: str, file: str, d: MutationDecl, inputs: _Inputs) -> Plan:
                      for i, c in enumerate(d.checks)),
         exists=tuple(Exists(f, e.entity, _compiled(f"{where}.exists.{f}.message", compile_template, e.message, cls))
                      for f, e in d.exists.items()),
-        link=Link(link.entity, link.field, link.action) if link is not None else None,
+        link=_link(link, f"{where}.keys.link") if link is not None else None,
         missing=_compiled(f"{where}.keys.missing", compile_template, missing, cls),
         invalidates=tuple(d.invalidates), returns=d.returns, input_paths=frozenset(inputs.paths(d.input)))
+
+
+def _link(d: LinkDecl, where: str) -> Link:
+    try:
+        norm = normalizer(d.normalize, {}, where) if d.normalize else None
+    except ValueError as exc:  # e164 needs a source's phone_country: the value linked is normalised already
+        raise DeclarationError(str(exc)) from None
+    return Link(d.entity, d.field, norm, d.action)
 
 
 def _field(plan: Plan, d: MutationDecl, input_type: type) -> Any:

@@ -45,7 +45,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from connectors.declaration import Keys
 
 from schema.declared import DeclarationError, TypeRef
 
@@ -65,6 +67,11 @@ class InputFieldDecl(_Model):
     description: str | None = None
     normalize: list[Normalizer] = Field([], description="built-in normalisations of a string, in order")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
+
     @field_validator("type")
     @classmethod
     def _type(cls, v: str) -> str:
@@ -80,13 +87,6 @@ class InputFieldDecl(_Model):
 class InputDecl(_Model):
     description: str | None = None
     fields: dict[str, InputFieldDecl] = Field(min_length=1)
-
-    @field_validator("fields", mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: {"type": f} if isinstance(f, str) else f for k, f in v.items()}
-        return v
 
     @field_validator("fields")
     @classmethod
@@ -107,18 +107,11 @@ class ExistsDecl(_Model):
     message: str = Field(min_length=1, description="a template: {{ CEL }} over the input")
 
 
-class LinkDecl(_Model):
-    from_: str = Field(alias="from", pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$",
-                       description="entity.field: the customer's records whose field holds the id to link")
+class LinkDecl(Keys):
+    """`from`: entity.field, the customer's records whose field holds the id to link (the first of
+    them, normalised as `normalize` says); `action`: the identity source's action that links it."""
+
     action: str = Field("link", pattern=SNAKE, description="the identity source's action that links")
-
-    @property
-    def entity(self) -> str:
-        return self.from_.split(".")[0]
-
-    @property
-    def field(self) -> str:
-        return self.from_.split(".")[1]
 
 
 class KeysDecl(_Model):

@@ -264,7 +264,7 @@ def test_a_good_mutation_compiles_into_a_plan() -> None:
     [plan] = built({"add_note": MUTATION})
     assert (plan.name, plan.source, plan.action, plan.returns) == ("addNote", "notes", "add", "Identity")
     assert plan.input_paths == {"customer_id", "channel", "text", "idempotency_key", "author", "extra", "extra.flag"}
-    assert plan.link == mutations.Link("crm", "phones", "link")
+    assert plan.link == mutations.Link("crm", "phones", None, "link")
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
@@ -279,6 +279,10 @@ def test_a_good_mutation_compiles_into_a_plan() -> None:
     ("exists", {"author": {"entity": "agents", "message": "{{nobody}}"}},
      "mutations.add_note.exists.author.message: no field 'nobody' here"),
     ("keys", {"link": "phones"}, "mutations.add_note.keys.link.from: String should match pattern"),
+    ("keys", {"link": {"from": "crm.phones", "normalize": "shout"}},
+     "mutations.add_note.keys.link.normalize: unknown normalisation 'shout'"),
+    ("keys", {"link": {"from": "crm.phones", "normalize": "e164"}},
+     "mutations.add_note.keys.link.normalize: e164 needs the source's options.phone_country"),
     ("keys", {"missing": "{{ customer_id + }}"}, "mutations.add_note.keys.missing: not valid CEL"),
     ("customer", "golden", "mutations.add_note.customer: NoteInput has no field 'golden'"),
     ("idempotency_key", "key", "mutations.add_note.idempotency_key: NoteInput has no field 'key'"),
@@ -327,14 +331,7 @@ def demo(**changes: Any) -> config.GatewayConfig:
     """The demo's configuration, with some of its declarations changed (`contact.actions...`)."""
     raw = config.inline(ROOT / "gateway.yaml")
     for path, value in changes.items():
-        *parents, last = path.replace("__", ".").split(".")
-        node = raw["sources"]
-        for p in parents:
-            node = node[p]
-        if value is None:
-            del node[last]
-        else:
-            node[last] = value
+        raw["sources"] = change(raw["sources"], path, value)
     return config.parse(raw, ROOT)
 
 
