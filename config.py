@@ -60,7 +60,6 @@ class GatewaySection(BaseModel):
 
     # The source that links golden ids to every system's records; by default the one declaring `identity:`.
     identity: str = ""
-    crm: str = "crm"  # the source of names, emails, phones and preferences
     max_ids: int = Field(100, ge=1, le=10_000)
     request_timeout_s: float = Field(5.0, gt=0)  # every source call of one request ends by then
     naive: bool = False  # benchmark baseline only: no DataLoaders (one source call per key), no cache
@@ -73,7 +72,6 @@ class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     identity: str = ""
-    crm: str = "crm"
     max_ids: int = 100
     request_timeout_s: float = 5.0
     naive: bool = False
@@ -198,8 +196,8 @@ def _in_order(raw: Any, built: Any) -> Any:
 
 
 def source_config(name: str, raw: Any, origin: str = "", section: Sequence[Any] = ()) -> SourceConfig:
-    """One source's declaration; `system` (and `mapping`, see SourceConfig.module) default to its name.
-    Its `types:` and `enums:` are checked against the process's graph (schema/graph.py), not kept here."""
+    """One source's declaration; `system` defaults to its name. Its `types:` and `enums:` are checked
+    against the process's graph (schema/graph.py), not kept here."""
     if isinstance(raw, dict) and "name" in raw:
         where = _where(origin, [*section, "name"])
         raise ConfigError(f"{where}not a setting: a source's name is "
@@ -318,11 +316,9 @@ def parse(raw: dict[str, Any] | None, base: str | Path | None = None, origin: st
         cfg.cache.enabled = False
     if not cfg.identity:
         cfg.identity = _identity_source(cfg, origin)
-    for role in ("identity", "crm"):
-        name = getattr(cfg, role)
-        if name not in sources:
-            raise ConfigError(f"{_where(origin, ['gateway', role])}source {name!r} is not declared "
-                              f"(sources: {', '.join(sorted(sources)) or 'none'})")
+    if cfg.identity not in sources:
+        raise ConfigError(f"{_where(origin, ['gateway', 'identity'])}source {cfg.identity!r} is not declared "
+                          f"(sources: {', '.join(sorted(sources)) or 'none'})")
     _identity(cfg, origin)
     check_links(cfg, origin)
     return cfg

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -37,6 +36,8 @@ import connectors  # noqa: E402
 from connectors.base import SourceError, SourceRejected  # noqa: E402
 from connectors.declaration import record_class  # noqa: E402
 from connectors.mapping import compile_mapping  # noqa: E402
+from resolvers import mutations  # noqa: E402
+from schema.mutation import PLANS  # noqa: E402
 from server.app import build_schema, create_app  # noqa: E402
 from server.auth import issue  # noqa: E402
 from server.operations import Registry, allow_list  # noqa: E402
@@ -131,13 +132,17 @@ def load_config(path: str) -> gateway_config.GatewayConfig:
 
 
 def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str]], Registry]:
-    """The config with everything `serve` would refuse at start checked: the files, each source's mapping
-    module and its entities, the role policies (every mask names a real field) and the registered
+    """The config with everything `serve` would refuse at start checked: the files, each source's entities
+    and the actions its mutations run, the role policies (every mask names a real field) and the registered
     operations. Returns it with each source's entities and the allow-list; a problem exits in one line."""
     try:
         cfg = gateway_config.load(path)
         origin = gateway_config.display_path(Path(path))
         entities = {name: _entities(src, cfg.files.get(name) or origin) for name, src in cfg.sources.items()}
+        try:
+            mutations.check(PLANS, cfg)
+        except ValueError as exc:  # names the declaration file and key
+            raise gateway_config.ConfigError(str(exc)) from None
         schema = build_schema()
         try:
             Policies(schema, cfg.roles, build_schema)
@@ -150,8 +155,7 @@ def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str
 
 
 def _entities(src: Any, origin: str) -> list[str]:
-    """The entities a source provides: those it declares (each mapping compiled, as the connector will)
-    and those of its mapping module if it uses one (imported, as the connector will)."""
+    """The entities a source declares, each mapping compiled (as the connector will)."""
     where = origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
     for name, entity in src.entities.items():
         if entity.mapping is None or entity.record is None:
@@ -161,21 +165,7 @@ def _entities(src: Any, origin: str) -> list[str]:
                             options=src.options)
         except ValueError as exc:  # a MappingError starts with the key path inside the mapping
             raise gateway_config.ConfigError(f"{where}: entities.{name}.mapping.{exc}") from None
-    found: Any = {}
-    if src.module:
-        try:
-            module = importlib.import_module(f"connectors.mappings.{src.module}")
-        except ImportError as exc:
-            raise gateway_config.ConfigError(f"{where}: mapping: no module connectors.mappings.{src.module} "
-                                              f"({exc})") from None
-        found = getattr(module, "ENTITIES", {})
-        if not isinstance(found, dict) or not (found or src.entities):
-            raise gateway_config.ConfigError(f"{where}: mapping: connectors.mappings.{src.module} has no ENTITIES")
-        both = sorted(set(found) & set(src.entities))
-        if both:
-            raise gateway_config.ConfigError(f"{where}: entities.{both[0]}: declared and also in "
-                                              f"connectors.mappings.{src.module}")
-    return [*src.entities, *found]
+    return list(src.entities)
 
 
 SECRET_PARAM = re.compile(r"pass|secret|token|key|sig|auth|credential", re.IGNORECASE)
@@ -237,6 +227,10 @@ def check(args: argparse.Namespace) -> None:
     fields = [f"{n}: {f.type}" + (f" <- {feeds[n]}" if n in feeds else "")
               for n, f in customer.fields.items()]  # type: ignore[attr-defined]
     print(f"\nCustomer fields ({len(fields)}; <- the sources feeding a declared one):\n{_wrapped(fields)}")
+    print(f"\nmutations ({len(PLANS)}):")
+    print(_table(("mutation", "action", "returns"), [
+        (p.name, f"{p.source}.{p.action}" + ("" if p.source in cfg.sources else " (source not configured)"), p.returns)
+        for p in PLANS]))
     print(f"\nroles ({len(cfg.roles)}):")
     print(_table(("role", "reads", "denies", "masks", "mutations", "operations"), [
         (n, ", ".join(r.read) if r.read == ["*"] else f"{len(r.read)} patterns", str(len(r.deny)),

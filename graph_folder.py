@@ -50,6 +50,7 @@ def build_or_exit() -> None:
     from schema.declared import DeclarationError
     try:
         import schema.insights  # noqa: F401  (compiles the insights' roles and blockers)
+        import schema.mutation  # noqa: F401  (the mutations)
         import schema.types  # noqa: F401  (builds the graph and attaches the declared fields)
     except DeclarationError as exc:
         raise SystemExit(f"config error: {exc}") from None

@@ -242,16 +242,16 @@ def one_round(name: str, m: Measure, order: list[Side], work: Work) -> None:
     for side in order:
         if m.prepare:
             m.prepare(side, work)
-    cpu = dict.fromkeys((s.name for s in order), 0.0)
-    sent = dict.fromkeys((s.name for s in order), 0)
+    cpu = [0.0] * len(order)
+    sent = [0] * len(order)
     for c in range(work.args.chunks):
-        for side in order if c % 2 == 0 else order[::-1]:
-            pid = m.gateway(side).proc.pid
+        for i in range(len(order)) if c % 2 == 0 else reversed(range(len(order))):
+            pid = m.gateway(order[i]).proc.pid
             start = cpu_s(pid)
-            sent[side.name] += m.send(side, work)
-            cpu[side.name] += cpu_s(pid) - start
-    for side in order:
-        side.ms.setdefault(name, []).append(cpu[side.name] * 1000 / sent[side.name])
+            sent[i] += m.send(order[i], work)
+            cpu[i] += cpu_s(pid) - start
+    for i, side in enumerate(order):
+        side.ms.setdefault(name, []).append(cpu[i] * 1000 / sent[i])
 
 
 def warm_up(sides: list[Side], work: Work) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connectors.actions import Action, Args
 from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
@@ -48,7 +47,8 @@ class SourceRejected(Exception):
 
 @dataclass(frozen=True)
 class Rejection:
-    """A mapping's declaration that a 4xx answer of its source means the client's input was refused."""
+    """A declaration (an action's `rejects:`) that a 4xx answer of its source means the client's input
+    was refused."""
 
     status: int
     code: str  # the client's `extensions.code`
@@ -61,7 +61,9 @@ class Rejection:
 
 
 KINDS = ("sql", "rest", "graphql", "xml")
+ACTION_MARKERS = {"rest": "request", "sql": "update or insert"}  # the kinds that take writes
 PositiveSeconds = Annotated[float, Field(gt=0)]
+ActionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class BasicAuth(BaseModel):
@@ -125,9 +127,6 @@ class SourceConfig(BaseModel):
 
     name: str
     kind: Literal["sql", "rest", "graphql", "xml"]
-    # A Python module under connectors/mappings for what `entities` cannot declare (its ENTITIES and
-    # ACTIONS); by default the source's name, imported only when the source declares no entities.
-    mapping: str = ""
     system: str  # this system's name in the identity source
     url: str = ""
     dsn: str = ""
@@ -146,6 +145,7 @@ class SourceConfig(BaseModel):
     options: dict[str, Any] = {}
     entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py)
     identity: IdentityDecl | None = None  # the identity source's links and lookups (connectors/identity.py)
+    actions: dict[ActionName, Action] = {}  # declared writes (connectors/actions.py)
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -178,53 +178,54 @@ class SourceConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _module(self) -> SourceConfig:
-        if not self.mapping:  # by default the source's name (not marked as set: see `module`)
-            object.__setattr__(self, "mapping", self.name)
+    def _actions(self) -> SourceConfig:
+        for name, a in self.actions.items():
+            if a.kind != self.kind:
+                gives = ACTION_MARKERS.get(self.kind)
+                raise ValueError(f"actions.{name}: " + (f"an action of a {self.kind} source gives {gives}" if gives
+                                                        else f"a {self.kind} source takes no actions"))
+            answer = a.answer
+            if answer is not None:
+                e = self.entities.get(answer.entity)
+                if e is None or e.mapping is None:
+                    mapped = [n for n, x in self.entities.items() if x.mapping is not None]
+                    raise ValueError(f"actions.{name}.answer.entity: no entity {answer.entity!r} with a mapping here "
+                                     f"({', '.join(mapped) or 'none'})")
         return self
 
     @model_validator(mode="after")
     def _identity(self) -> SourceConfig:
-        if self.identity is not None:  # its entities are this source's (or its module's), its lookups compile
-            self.identity.check_entities(self.entities, elsewhere=self.module is not None)
+        if self.identity is not None:  # its entities are this source's, its lookups compile
+            self.identity.check_entities(self.entities)
             compile_identity(self.identity, self.options)
         return self
 
-    @property
-    def module(self) -> str | None:
-        """The mapping module to import: the one named, or by default the source's name when the
-        source declares no entities; None when the declaration says everything."""
-        return self.mapping if "mapping" in self.model_fields_set or not self.entities else None
-
-
-# A mapping's fetcher: given the connector and many keys, the records found, by key.
+# An entity's fetcher: given the connector and many keys, the records found, by key.
 Fetcher = Callable[[Any, list[str]], Awaitable[dict[str, Any]]]
+# An action's run: given its arguments (connectors/actions.py), what the source answered.
+Write = Callable[[Args], Awaitable[Any]]
 
 
 class Connector:
-    """Fetches many keys of one entity per call, through its declaration or a mapping module."""
+    """Fetches many keys of one entity per call, and runs writes, as the source's declaration says."""
 
     def __init__(self, config: SourceConfig) -> None:
         self.config = config
         self.name = config.name
         self.bulkhead = Bulkhead(config.concurrency, config.queue)
         self.circuit = CircuitBreaker(config.circuit_failures, config.circuit_reset_s)
-        self.module: ModuleType | None = importlib.import_module(f"connectors.mappings.{config.module}") \
-            if config.module else None
-        self.entities: dict[str, Fetcher] = dict(getattr(self.module, "ENTITIES", {}))
-        self.actions: dict[str, Callable[[Any, dict[str, Any]], Awaitable[Any]]] = dict(
-            getattr(self.module, "ACTIONS", {}))
         self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
         self.mappers: dict[str, Any] = {}  # each declared entity's compiled mapping (writes map answers too)
-        declared = {name: self.declared(name, e) for name, e in config.entities.items()}
-        both = sorted(declared.keys() & self.entities.keys())
-        if both:
-            raise ValueError(f"entities.{both[0]}: declared and also in connectors.mappings.{config.mapping}")
-        self.entities = {**declared, **self.entities}
+        self.entities: dict[str, Fetcher] = {name: self.declared(name, e) for name, e in config.entities.items()}
+        self.actions: dict[str, Write] = {name: self.action(name, a) for name, a in config.actions.items()}
 
     def declared(self, name: str, e: Entity) -> Fetcher:
         """The fetch of one declared entity, compiled once (each kind's connector knows how)."""
         raise ValueError(f"entities.{name}: a {self.config.kind} source cannot declare entities")
+
+    def action(self, name: str, a: Action) -> Write:
+        """The run of one declared write, compiled once (each kind's connector knows how)."""
+        raise ValueError(f"actions.{name}: a {self.config.kind} source cannot declare actions")
 
     def mapper(self, name: str, e: Entity) -> Any:
         """The entity's compiled mapping (None for an entity of plain values)."""
@@ -247,12 +248,12 @@ class Connector:
         self.keys += len(keys)
         return await self.protected(lambda: self.entities[entity](self, keys), deadline)
 
-    async def write(self, action: str, payload: dict[str, Any], deadline: float | None = None) -> Any:
-        """A write the mapping module defines (its `ACTIONS`), under the same protections as a read."""
+    async def write(self, action: str, args: Args, deadline: float | None = None) -> Any:
+        """A declared write (its `actions:`), under the same protections as a read."""
         actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
-        return await self.protected(lambda: actions[action](self, payload), deadline)
+        return await self.protected(lambda: actions[action](args), deadline)
 
     async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors.

@@ -175,6 +175,8 @@ class _RecordTranslator(Translator):
             names = [pyliteral(i) for i in items]
         elif not many and lit is not None and lit.data == "literal":
             names = [pyliteral(lit)]
+            if names == [None]:  # `field == null`: compared as it is
+                return None
         else:
             return None
         found = []

@@ -116,12 +116,12 @@ class IdentityDecl(_Model):
         """findCustomers' arguments, as GraphQL names them, in order."""
         return [camel(n) for n in self.lookups] + ([camel(SYSTEM_ID)] if self.system_id is not None else [])
 
-    def check_entities(self, entities: Mapping[str, Any], elsewhere: bool) -> None:
-        """Each entity named is one of the source's (`elsewhere`: its mapping module may provide more)."""
+    def check_entities(self, entities: Mapping[str, Any]) -> None:
+        """Each entity named is one of the source's."""
         named = {"identities": self.identities, "match": self.match,
                  "system_id.entity": self.system_id.entity if self.system_id else None}
         for key, entity in named.items():
-            if entity is not None and entity not in entities and not elsewhere:
+            if entity is not None and entity not in entities:
                 raise ValueError(f"identity.{key}: no entity {entity!r} in this source "
                                  f"(entities: {', '.join(entities) or 'none'})")
 

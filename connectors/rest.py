@@ -1,9 +1,11 @@
-"""REST/JSON sources: the shared HTTP connector running each declared entity's fetch.
+"""REST/JSON sources: the shared HTTP connector running each declared entity's fetch and action.
 
 A declared entity (connectors/declaration.py) becomes, once at start, one fetch function: its request
 template, pagination, records path, key and compiled mapping bound as closure constants. A batch
 request asks for every key in one call (per page); a per-key request makes one call per key, all at
-once, bounded by the source's concurrency limit (the bulkhead in `guarded`).
+once, bounded by the source's concurrency limit (the bulkhead in `guarded`). A declared action
+(connectors/actions.py) becomes one request built from its arguments, its answer mapped by an entity's
+mapping.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urljoin
 
-from connectors.base import Fetcher
+from connectors.actions import Action, Answer, Args, compile_path, compile_value
+from connectors.base import Fetcher, Rejection, Write
 from connectors.declaration import (
     KEY,
     KEYS,
@@ -35,8 +38,7 @@ Pages = Callable[[str, Any, Any], Awaitable[list[Any] | None]]
 
 
 class RestConnector(HttpConnector):
-    """A REST source: its declared entities (compiled by `declared`), plus those of a mapping module if
-    it names one."""
+    """A REST source: its declared entities (compiled by `declared`) and actions (by `action`)."""
 
     def declared(self, name: str, e: Entity) -> Fetcher:
         """The fetch of one declared entity, compiled."""
@@ -98,6 +100,37 @@ class RestConnector(HttpConnector):
                 return {}
             return {key(r): mapper(r) for r in items}
         return fetch_batch
+
+    def action(self, name: str, a: Action) -> Write:
+        """One declared write: a request built from the action's arguments; a declared rejection is the
+        caller's error (SourceRejected), never a verdict on the source."""
+        req = a.request
+        assert req is not None
+        method, path = req.method, compile_path(req.path)
+        params, headers = compile_value(req.params), compile_value(req.headers)
+        body = compile_value(req.body) if req.body is not None else (lambda _: None)
+        rejects = tuple(Rejection(r.status, r.code, r.message, r.body_contains) for r in a.rejects)
+        read = self.answer(a.answer)
+        json = self.json
+
+        async def write(args: Args) -> Any:
+            query = {k: v for k, v in params(args).items() if v is not None}
+            sent = {k: str(v) for k, v in headers(args).items() if v is not None}
+            found = await json(method, path(args), params=query or None, json=body(args), headers=sent or None,
+                               rejects=rejects)
+            return read(found, args)
+        return write
+
+    def answer(self, answer: Answer | None) -> Callable[[Any, Args], Any]:
+        """What a write returns: the answer, or its record mapped by the declared entity's mapping."""
+        if answer is None:
+            return lambda found, _: found
+        mapper: Mapper = self.mappers[answer.entity]
+        at = getter(answer.path)
+        if answer.parent is None:
+            return lambda found, _: mapper(at(found))
+        parent = compile_value(answer.parent)
+        return lambda found, args: mapper(at(found), parent(args))
 
     def pages(self, e: Entity) -> Pages:
         """The calls of one request: one, or one per page, each page's records appended (for a per-key

@@ -2,7 +2,8 @@
 
 A declared entity is a SELECT whose `IN :keys` takes the keys (or a table read by its key column); its
 rows are the records, each mapped, by the key it carries. Every read goes through `rows`: compiled once
-per shape, run on the driver's connection.
+per shape, run on the driver's connection. A declared action (connectors/actions.py) is an UPDATE of
+every key in one transaction, or an insert that adds a row only if it is new.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import NullType
 
-from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, Fetcher, SourceConfig
+from connectors.actions import Action, Args, Insert, Update, compile_value
+from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, Fetcher, SourceConfig, Write
 from connectors.declaration import Entity, assemble, expression
 from connectors.sql_drivers import FAILED, UNAVAILABLE, driver_for
 
@@ -63,6 +65,39 @@ class SqlConnector(Connector):
         async def fetch_bound(_: Any, keys: list[str]) -> dict[str, Any]:
             return answer(await rows(sql, sorted({bind({"key": k}) for k in keys})), keys)
         return fetch_bound
+
+    def action(self, name: str, a: Action) -> Write:
+        return self._update(a.update) if a.update is not None else self._insert(a.insert)  # type: ignore[arg-type]
+
+    def _update(self, u: Update) -> Write:
+        """Set the columns whose value is given on every key's row, in one transaction; the row count."""
+        columns = [(column, compile_value(v)) for column, v in u.set.items()]
+        head, tail = f"UPDATE {u.table} SET ", f" WHERE {u.key_column} IN :keys"
+        execute = self.execute
+
+        async def update(args: Args) -> int:
+            values = {c: v for c, value in columns if (v := value(args)) is not None}
+            if not values:
+                return 0
+            sql = head + ", ".join(f"{c} = :{c}" for c in values) + tail
+            [count] = await execute([(sql, {**values, "keys": list(args["keys"])})])
+            return count
+        return update
+
+    def _insert(self, i: Insert) -> Write:
+        """Add the row unless one with the same unique columns is there; True if it was new."""
+        values = [(column, compile_value(v)) for column, v in i.values.items()]
+        first, *rest = i.unique
+        exists = f"SELECT 1 FROM {i.table} WHERE {first} IN :keys" + "".join(f" AND {c} = :{c}" for c in rest)
+        rows, insert_new = self.rows, self.insert_new
+
+        async def insert(args: Args) -> bool:
+            row = {c: value(args) for c, value in values}
+            if await rows(exists, [row[first]], **{c: row[c] for c in rest}):  # a read: no write when it is there
+                return False
+            # Concurrent writers all get past the read above; the unique constraint lets one row in.
+            return await insert_new(i.table, row)
+        return insert
 
     async def rows(self, sql: str, keys: Sequence[Any], **params: Any) -> Rows:
         """Rows of `sql` (by column name), whose `:keys` parameter expands to the list of keys."""

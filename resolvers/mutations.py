@@ -1,55 +1,150 @@
-"""Writes through to the owning system: a contact-center interaction, CRM preferences.
+"""Writes through to the owning system, as the declaration files' `mutations:` say (schema/mutation.py
+compiles each into a Plan; schema/mutations_decl.py documents the format).
 
-Validation first (nothing is written for bad input); the contact center de-duplicates retries by
-idempotency key; the CRM update is one transaction; the cache entries a write affects are dropped.
+Validation first (nothing is written for bad input); then the customer, the values that must be known
+records, and the customer's keys in the writing source (one linked in the identity source first when
+the declaration says so); then the source's declared action, which carries the idempotency key so that
+a retry creates nothing twice; then the cached records it changed are dropped, so the write shows at once.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from strawberry.types import Info
 
 from cache.tiers import cache_key
+from config import GatewayConfig
 from connectors.base import Connector
-from resolvers.context import Context
-from resolvers.customer import GOLDEN_ID, CustomerData, load_customers, records
+from connectors.declaration import record_class
+from resolvers.audit import audited
+from resolvers.context import Context, KeySpec
+from resolvers.customer import GOLDEN_ID, CustomerData, keys_of, load_customers, records
 from resolvers.errors import BadUserInput
-from schema.graph import enum, record
 
-Channel, Interaction = enum("Channel"), record("Interaction")
-
-CONTACT_CHANNELS = {Channel.VOICE, Channel.CHAT, Channel.EMAIL, Channel.FAX, Channel.SMS}
-PREFERRED_CHANNELS = {Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.MAIL}
-MAX_SUMMARY = 2000
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-LANGUAGE = re.compile(r"^[a-z]{2}$")
+Template = Callable[[Any], str]  # a message, from the input
 
 
-@dataclass
-class PreferenceChange:
-    preferred_channel: Channel | None = None
-    language: str | None = None
-    consent_email: bool | None = None
-    consent_sms: bool | None = None
-    consent_phone: bool | None = None
+@dataclass(frozen=True)
+class Check:
+    holds: Callable[[Any], bool]  # over the input
+    message: str
+
+
+@dataclass(frozen=True)
+class Exists:
+    field: str  # of the input
+    entity: str
+    message: Template
+
+
+@dataclass(frozen=True)
+class Link:
+    entity: str  # the customer's records of this entity...
+    field: str  # ...hold the id to link in this field,
+    normalize: Callable[[Any], Any] | None  # ...normalised so
+    action: str  # the identity source's action
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One declared mutation, compiled."""
+
+    name: str  # the Mutation field, as the audit line names it
+    key: str  # its key under `mutations:` in the declaration file
+    file: str  # the declaration file, for error messages
+    source: str
+    action: str
+    customer: str  # the input field holding the golden id
+    idempotency_key: str | None  # the input field audited as the idempotency key
+    normalize: Callable[[Any], None]  # the input's declared normalisations, in place
+    checks: tuple[Check, ...]
+    exists: tuple[Exists, ...]
+    link: Link | None
+    missing: Template
+    invalidates: tuple[str, ...]
+    returns: str  # a declared type, or CUSTOMER
+    input_paths: frozenset[str]  # every `$input.a.b` an action may read of this input
+
+
+CUSTOMER = "Customer"
+
+
+async def run(info: Info, plan: Plan, given: Any) -> Any:
+    """One mutation, audited: the created record, or the customer re-read."""
+    key = getattr(given, plan.idempotency_key) if plan.idempotency_key else None
+    async with audited(info, plan.name, str(getattr(given, plan.customer)), key):
+        return await _write(info, plan, given)
+
+
+async def _write(info: Info, plan: Plan, given: Any) -> Any:
+    ctx: Context = info.context
+    plan.normalize(given)
+    for check in plan.checks:
+        if not check.holds(given):
+            raise BadUserInput(check.message)
+    customer = await _customer(info, str(getattr(given, plan.customer)))
+    for e in plan.exists:
+        await _known(ctx, e, given)
+    writer = _writer(ctx, plan)
+    keys = await _keys(info, plan, writer, customer, given)
+    args = {"input": given, "key": keys[0], "keys": keys, "customer": customer.id, "system": writer.config.system}
+    result = await writer.write(plan.action, args, ctx.deadline)
+    written = keys if writer.config.actions[plan.action].all_keys else keys[:1]
+    await _drop(ctx, [cache_key(writer.name, e, k) for e in plan.invalidates for k in written])
+    if plan.returns == CUSTOMER:
+        customer.memo.clear()  # its fields read back what the source now holds
+        return customer
+    return result
 
 
 async def _customer(info: Info, customer_id: str) -> CustomerData:
     if not GOLDEN_ID.match(customer_id):
         raise BadUserInput(f"malformed customer id {customer_id!r}: expected the form C-000042")
     [found] = await load_customers(info, [customer_id])
-    if isinstance(found, Exception):  # NotFound, or the crosswalk failing
+    if isinstance(found, Exception):  # NotFound, or the identity source failing
         raise found
     return found
 
 
-def _writer(ctx: Context, entity: str, action: str) -> Connector:
-    for c in ctx.providers(entity):
-        if action in c.actions:
-            return c
-    raise BadUserInput(f"no configured source accepts {action}")
+async def _known(ctx: Context, e: Exists, given: Any) -> None:
+    value = getattr(given, e.field)
+    if value is None:
+        return
+    found = [r for c in ctx.providers(e.entity) for r in await ctx.load_many(c, e.entity, [value])]
+    if not any(found):
+        raise BadUserInput(e.message(given))
+
+
+def _writer(ctx: Context, plan: Plan) -> Connector:
+    c = ctx.sources.connectors.get(plan.source)
+    if c is None or plan.action not in c.actions:
+        raise BadUserInput(f"no configured source accepts {plan.action}")
+    return c
+
+
+async def _keys(info: Info, plan: Plan, writer: Connector, customer: CustomerData, given: Any) -> list[str]:
+    """The customer's ids in the writer's system; for a first write there, one linked first."""
+    system = writer.config.system
+    known = customer.ids_in(system)
+    if known:
+        return known
+    link = plan.link
+    if link is None:
+        raise BadUserInput(plan.missing(given))
+    found = keys_of(await records(info, link.entity, customer), KeySpec(link.entity, link.field, link.normalize))
+    if not found:
+        raise BadUserInput(plan.missing(given))
+    ctx: Context = info.context
+    identity = ctx.source(ctx.config.identity)
+    # Linking first is harmless if the write then fails: the person does own that id.
+    await identity.write(link.action, {"input": given, "customer": customer.id, "system": system, "key": found[0],
+                                       "keys": found[:1]}, ctx.deadline)
+    await _drop(ctx, [cache_key(identity.name, ctx.sources.identity.identities, customer.id)])
+    return found[:1]
 
 
 async def _drop(ctx: Context, keys: list[str]) -> None:
@@ -57,64 +152,51 @@ async def _drop(ctx: Context, keys: list[str]) -> None:
         await ctx.sources.cache.tiers.invalidate(keys=keys)
 
 
-async def record_interaction(info: Info, customer_id: str, channel: Channel, summary: str, agent_id: str | None,
-                             idempotency_key: str) -> Interaction:
-    ctx: Context = info.context
-    if channel not in CONTACT_CHANNELS:
-        raise BadUserInput(f"channel must be one of {', '.join(sorted(c.name for c in CONTACT_CHANNELS))}")
-    summary = summary.strip()
-    if not summary or len(summary) > MAX_SUMMARY:
-        raise BadUserInput(f"summary must be 1 to {MAX_SUMMARY} characters")
-    if not IDEMPOTENCY_KEY.match(idempotency_key):
-        raise BadUserInput("idempotencyKey must be 8 to 128 characters of letters, digits and . _ : -")
-    customer = await _customer(info, customer_id)
-    if agent_id is not None:
-        agents = [a for c in ctx.providers("agents") for a in await ctx.load_many(c, "agents", [agent_id])]
-        if not any(agents):
-            raise BadUserInput(f"unknown agent {agent_id!r}")
-    contact = _writer(ctx, "interactions", "create_interaction")
-    phone = await _contact_phone(info, contact, customer)
-    created = await contact.write("create_interaction", {"phone": phone, "channel": channel, "summary": summary,
-                                                         "agent_id": agent_id, "idempotency_key": idempotency_key},
-                                  ctx.deadline)
-    await _drop(ctx, [cache_key(contact.name, e, phone) for e in contact.entities])
-    return created
+# --- at start: the plans against the configured sources --------------------------------------------
+
+def check(plans: list[Plan], config: GatewayConfig) -> None:
+    """Each mutation whose source is configured runs an action the source declares, suited to it;
+    ValueError naming the declaration file and key otherwise (a mutation whose source is not
+    configured answers BAD_USER_INPUT when called)."""
+    for plan in plans:
+        src = config.sources.get(plan.source)
+        if src is None:
+            continue
+        where = f"{plan.file}: mutations.{plan.key}"
+        action = src.actions.get(plan.action)
+        if action is None:
+            raise ValueError(f"{where}.action: source {plan.source!r} declares no action {plan.action!r} "
+                             f"(its actions: {', '.join(src.actions) or 'none'})")
+        for ref in action.reads:
+            if ref.startswith("$input.") and ref[len("$input."):] not in plan.input_paths:
+                raise ValueError(f"{where}.action: {plan.source}'s action {plan.action} reads {ref}, "
+                                 f"which the mutation's input has not")
+        if plan.idempotency_key and f"$input.{plan.idempotency_key}" not in action.reads:
+            raise ValueError(f"{where}.idempotency_key: {plan.source}'s action {plan.action} does not send "
+                             f"$input.{plan.idempotency_key} (in a header, the body or a unique column)")
+        unknown = [e for e in plan.invalidates if e not in src.entities]
+        if unknown:
+            raise ValueError(f"{where}.invalidates: {unknown[0]!r} is not an entity of source {plan.source!r}")
+        if plan.returns != CUSTOMER:
+            answer = action.answer
+            made = src.entities[answer.entity].record if answer is not None else None
+            if made != plan.returns:
+                raise ValueError(f"{where}.returns: {plan.source}'s action {plan.action} answers "
+                                 f"{made or 'no record (no answer: entity)'}, not {plan.returns}")
+        _check_link(plan, config, where)
 
 
-async def _contact_phone(info: Info, contact: Connector, customer: CustomerData) -> str:
-    """The number the contact center knows the customer by; a first contact links the CRM's number."""
-    ctx: Context = info.context
-    known = customer.ids_in(contact.config.system)
-    if known:
-        return known[0]
-    phones = [p for r in await records(info, "crm", customer) for p in r.phones]
-    if not phones:
-        raise BadUserInput(f"customer {customer.id} has no phone number to record the interaction under")
-    identity = ctx.source(ctx.config.identity)
-    # Linking first is harmless if the write then fails: the person does own that number.
-    await identity.write("link", {"golden_id": customer.id, "system": contact.config.system, "id": phones[0]},
-                         ctx.deadline)
-    await _drop(ctx, [cache_key(identity.name, "identities", customer.id)])
-    return phones[0]
-
-
-async def update_preferences(info: Info, customer_id: str, change: PreferenceChange) -> CustomerData:
-    ctx: Context = info.context
-    if change.preferred_channel is not None and change.preferred_channel not in PREFERRED_CHANNELS:
-        raise BadUserInput(f"preferredChannel must be one of {', '.join(sorted(c.name for c in PREFERRED_CHANNELS))}")
-    if change.language is not None and not LANGUAGE.match(change.language):
-        raise BadUserInput("language must be a two-letter ISO 639-1 code, e.g. 'fr'")
-    if all(v is None for v in vars(change).values()):
-        raise BadUserInput("give at least one preference to change")
-    customer = await _customer(info, customer_id)
-    crm = ctx.source(ctx.config.crm)
-    crm_ids = customer.ids_in(crm.config.system)
-    if not crm_ids:
-        raise BadUserInput(f"customer {customer_id} has no CRM record to update")
-    await crm.write("update_preferences", {**vars(change), "crm_ids": crm_ids}, ctx.deadline)
-    await _drop(ctx, [cache_key(crm.name, "crm", k) for k in crm_ids])
-    customer.memo.clear()  # its fields read back what the CRM now holds
-    return customer
-
-
-
+def _check_link(plan: Plan, config: GatewayConfig, where: str) -> None:
+    link = plan.link
+    if link is None:
+        return
+    identity = config.sources[config.identity]
+    if link.action not in identity.actions:
+        raise ValueError(f"{where}.keys.link.action: the identity source {identity.name!r} declares no action "
+                         f"{link.action!r}")
+    for src in config.sources.values():
+        e = src.entities.get(link.entity)
+        if e is not None and e.record is not None and \
+                link.field not in {f.name for f in dataclasses.fields(record_class(e.record))}:
+            raise ValueError(f"{where}.keys.link.from: {e.record} (entity {link.entity} of {src.name}) has no "
+                             f"field {link.field!r}")

@@ -39,7 +39,7 @@ from schema.roles import Loaded, load_insights, setting_fields
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
-SECTIONS = ("types", "enums", "graph", "insights")
+SECTIONS = ("types", "enums", "graph", "insights", "inputs", "mutations")  # the schema's, not the source's
 
 
 def folder() -> Path:

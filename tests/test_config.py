@@ -47,8 +47,7 @@ def test_the_real_config_declares_every_source_in_its_own_file() -> None:
     assert all(Path(ROOT / "sources" / f"{n}.yaml").exists() for n in SOURCES)
     assert "sources" not in yaml.safe_load((ROOT / "gateway.yaml").read_text())  # none inline
     billing = cfg.sources["billing"]
-    assert (billing.kind, billing.system, billing.mapping, billing.ttl_s) == ("rest", "billing", "billing",
-                                                                               {"accounts": 60.0})
+    assert (billing.kind, billing.system, billing.ttl_s) == ("rest", "billing", {"accounts": 60.0})
     assert billing.headers == {"X-Api-Key": "demo-billing-key"}
     assert cfg.sources["helpdesk"].concurrency == 32 and cfg.sources["helpdesk"].options == {"page_size": 100}
     assert cfg.sources["crm"].dsn.endswith("/crm.sqlite") and cfg.files["crm"].endswith("sources/crm.yaml")
@@ -99,7 +98,7 @@ GATEWAY_BAD = [
     ({"insights.value.tiers": [{"tier": "TOP", "min_value": 1}]}, "insights.value.tiers.0.min_orders_12m",
      "Field required"),
     ({"cachee": {}}, "cachee", "unknown section"),
-    ({"gateway.crm": "nowhere"}, "gateway.crm", "source 'nowhere' is not declared"),
+    ({"gateway.identity": "nowhere"}, "gateway.identity", "source 'nowhere' is not declared"),
     ({"gateway.sources": "missing"}, "gateway.sources", "is not a folder"),
 ]
 
@@ -161,10 +160,10 @@ def test_a_source_is_declared_in_one_place(copy: Path) -> None:
     assert message.startswith(f"{copy / 'sources' / 'billing.yaml'}: source 'billing' is also defined under "
                               "`sources:`"), message
     # Inline alone is fine (the tests' configs), and adds to the folder's.
-    edit(copy / "gateway.yaml", {"sources": {"billing_eu": {"kind": "rest", "url": "http://eu", "mapping": "billing",
+    edit(copy / "gateway.yaml", {"sources": {"billing_eu": {"kind": "rest", "url": "http://eu", "system": "billing",
                                                             "timeout_s": "${X_NOT_SET:-3}"}}})
     cfg = config.load(copy / "gateway.yaml")
-    assert cfg.sources["billing_eu"].mapping == "billing" and cfg.sources["billing_eu"].timeout_s == 3.0
+    assert cfg.sources["billing_eu"].system == "billing" and cfg.sources["billing_eu"].timeout_s == 3.0
     assert cfg.files["billing_eu"] == "" and len(cfg.sources) == len(SOURCES) + 1
 
 
@@ -218,7 +217,7 @@ def test_check_names_the_broken_file_and_key(copy: Path) -> None:
     edit(copy / "sources" / "billing.yaml", {"concurrency": 4, "mapping": "nonesuch"})
     done = check("--config", str(copy / "gateway.yaml"))
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "billing.yaml: mapping: no module connectors.mappings.nonesuch" in done.stderr
+    assert "billing.yaml: mapping: unknown key" in done.stderr
 
 
 def test_check_hides_credentials(copy: Path) -> None:

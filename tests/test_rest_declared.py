@@ -267,10 +267,9 @@ def test_entities_are_for_rest_and_a_module_is_imported_only_when_needed() -> No
     with pytest.raises(config.ConfigError, match="entities: declared entities are for kind rest"):
         config.source_config("items", {"kind": "graphql", "url": "http://x", "entities": {"a": entity}})
     declared_only = config.source_config("items", {"kind": "rest", "url": "http://x", "entities": {"a": entity}})
-    assert declared_only.module is None and declared_only.mapping == "items"
-    both = config.source_config("items", {"kind": "rest", "url": "http://x", "mapping": "crm", "entities": {"a": entity}})
-    assert both.module == "crm"
-    assert config.source_config("crm", {"kind": "sql", "dsn": "sqlite://"}).module == "crm"
+    assert list(declared_only.entities) == ["a"]
+    with pytest.raises(config.ConfigError, match="mapping: unknown key"):  # no mapping modules any more
+        config.source_config("items", {"kind": "rest", "url": "http://x", "mapping": "crm", "entities": {"a": entity}})
 
 
 # --- the demo's declarations are the hand-written mappings, record for record
@@ -316,7 +315,7 @@ def test_no_rest_source_of_the_demo_needs_python_to_read() -> None:
     cfg = config.load(ROOT / "gateway.yaml")
     rest = {n: s for n, s in cfg.sources.items() if s.kind == "rest"}
     assert sorted(rest) == ["analytics", "billing", "contact", "helpdesk", "marketing", "shipping", "staff"]
-    assert [n for n, s in rest.items() if s.module] == ["contact"]  # its write only
+    assert [n for n, s in rest.items() if s.actions] == ["contact"]  # its write, declared too
     with pytest.raises(ValidationError):
         SourceConfig(name="x", kind="rest", url="http://x", system="x",
                      entities={"a": {"request": {"path": "/a/{key}"}, "record": "Identity", "mapping": {"fields": {}},

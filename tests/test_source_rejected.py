@@ -34,7 +34,7 @@ async def source(status: int, body: str) -> AsyncIterator[tuple[RestConnector, l
     app.router.add_post("/write", handle)
     async with serving(app) as url:
         session = new_session()
-        config = SourceConfig(name="contact", kind="rest", mapping="contact", system="contact",
+        config = SourceConfig(name="contact", kind="rest", system="contact",
                               url=url, circuit_failures=3, retries=2, retry_backoff_ms=1)
         try:
             yield RestConnector(config, session), calls

@@ -23,7 +23,7 @@ READS = [
 def run(estate: Estate, system: str, body: Callable[[SqlConnector], Awaitable[Any]]) -> Any:
     async def go() -> Any:
         dsn = f"sqlite+aiosqlite:///{estate.data.resolve() / (system + '.sqlite')}"
-        connector = SqlConnector(SourceConfig(name=system, kind="sql", mapping=system, system=system, dsn=dsn))
+        connector = SqlConnector(SourceConfig(name=system, kind="sql", system=system, dsn=dsn))
         try:
             return await body(connector)
         finally:
