@@ -5,6 +5,10 @@ JSON (bench/results/latest.json), and a breakdown of where a view's CPU goes; th
 limits cost and what attacks cost before they are refused (bench/security.py). Nothing here is a test; figures vary run to run on a noisy machine.
 
   python -m bench [--quick] [--big 100000] [--rounds 40] [--seconds 10]
+
+Not part of this run (about 3 minutes of its own): `python -m bench.ab [--base REF] [--head REF]`, the
+gateway at a base commit (default 05d9d81, before issue 11) against this working tree on one estate, CPU
+per cold full view and per warm point-of-sale request in alternating rounds, with the floor (bench/ab.py).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ and the lookups `findCustomers` offers.
 The `identity:` section of the declaration file of the source `gateway.identity` names:
 
     identity:
+      golden_id: {pattern: "^C-[0-9]{6}$", example: C-000042}   # default: any 1-128 non-space characters
       identities: links           # entity: golden id -> the person's records in every system (Identity)
       match: by_match_key         # entity: "kind:value" -> the golden ids with that standardised key
       description: "..."          # findCustomers' description
@@ -28,6 +29,7 @@ the resolvers run the lookups compiled here (`compile_identity`) from the config
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -85,9 +87,30 @@ class SystemIdLookup(_Model):
     description: str = Field(SYSTEM_ID_DESCRIPTION, min_length=1, description="SystemIdInput's description")
 
 
+class GoldenId(_Model):
+    """What a golden id looks like: ids of another form are refused as malformed, unasked."""
+
+    pattern: str = Field(r"^\S{1,128}$", description="a regular expression a golden id matches in full")
+    example: str | None = Field(None, description="one golden id, shown in messages and descriptions")
+
+    @model_validator(mode="after")
+    def _valid(self) -> GoldenId:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern: not a regular expression ({exc})") from None
+        if self.example is not None and not compiled.fullmatch(self.example):
+            raise ValueError(f"example: {self.example!r} does not match the pattern")
+        return self
+
+    def expected(self) -> str:
+        return f"expected the form {self.example}" if self.example else f"expected a golden id matching {self.pattern}"
+
+
 class IdentityDecl(_Model):
     """The `identity:` section: the entities linking golden ids, and findCustomers' lookups."""
 
+    golden_id: GoldenId = GoldenId()
     identities: str = Field(description="this source's entity: golden id -> the person's records in every system")
     match: str | None = Field(None, description="this source's entity: \"kind:value\" -> golden ids")
     description: str = Field(FIND_DESCRIPTION, min_length=1, description="findCustomers' description")
@@ -146,6 +169,12 @@ class CompiledIdentity:
     match: str | None
     system_ids: str | None
     lookups: dict[str, CompiledLookup]
+    golden: re.Pattern[str]
+    expected: str  # how a malformed golden id is explained
+
+    def malformed(self, golden_id: str) -> str | None:
+        """Why `golden_id` is no golden id, or None when it has the form."""
+        return None if self.golden.fullmatch(golden_id) else f"malformed customer id {golden_id!r}: {self.expected}"
 
     def none_given(self) -> str:
         """The message for a findCustomers without any argument."""
@@ -164,4 +193,5 @@ def compile_identity(decl: IdentityDecl, options: Mapping[str, Any]) -> Compiled
             argument=camel(name), kind=lk.kind or name,
             valid=expression(lk.valid) if lk.valid is not None else None, invalid=lk.invalid or "",
             normalize=normalizer(list(lk.normalize), options, where), empty=lk.empty)
-    return CompiledIdentity(decl.identities, decl.match, decl.system_id.entity if decl.system_id else None, lookups)
+    return CompiledIdentity(decl.identities, decl.match, decl.system_id.entity if decl.system_id else None, lookups,
+                            re.compile(decl.golden_id.pattern), decl.golden_id.expected())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,6 @@ from schema.graph import record
 
 Identity = record("Identity")
 
-GOLDEN_ID = re.compile(r"^C-\d{6}$")
 
 
 @dataclass(slots=True)
@@ -40,13 +38,14 @@ class CustomerData:
 async def load_customers(info: Info, ids: list[str]) -> list[CustomerData | Exception]:
     """Customers in the order asked; a BadUserInput or NotFound in place of each bad or unknown id."""
     ctx: Context = info.context
-    valid = [i for i in ids if GOLDEN_ID.match(i)]
+    identity = ctx.sources.identity
+    bad = {i: why for i in ids if (why := identity.malformed(i)) is not None}
+    valid = [i for i in ids if i not in bad]
     entity = ctx.sources.identity.identities  # a golden id's records in every system
     found = dict(zip(valid, await ctx.load_many(ctx.source(ctx.config.identity), entity, valid, info.path.as_list)))
     # The identity source's records of each customer are its identities: loaded already.
     customers = {gid: CustomerData(gid, idents, {entity: idents}) for gid, idents in found.items() if idents}
-    return [customers.get(i) or (NotFound(f"no customer with id {i}") if GOLDEN_ID.match(i) else
-                                 BadUserInput(f"malformed customer id {i!r}: expected the form C-000042"))
+    return [customers.get(i) or (BadUserInput(bad[i]) if i in bad else NotFound(f"no customer with id {i}"))
             for i in ids]
 
 

@@ -22,7 +22,7 @@ from connectors.base import Connector
 from connectors.declaration import record_class
 from resolvers.audit import audited
 from resolvers.context import Context, KeySpec
-from resolvers.customer import GOLDEN_ID, CustomerData, keys_of, load_customers, records
+from resolvers.customer import CustomerData, keys_of, load_customers, records
 from resolvers.errors import BadUserInput
 
 Template = Callable[[Any], str]  # a message, from the input
@@ -102,8 +102,9 @@ async def _write(info: Info, plan: Plan, given: Any) -> Any:
 
 
 async def _customer(info: Info, customer_id: str) -> CustomerData:
-    if not GOLDEN_ID.match(customer_id):
-        raise BadUserInput(f"malformed customer id {customer_id!r}: expected the form C-000042")
+    malformed = info.context.sources.identity.malformed(customer_id)
+    if malformed is not None:
+        raise BadUserInput(malformed)
     [found] = await load_customers(info, [customer_id])
     if isinstance(found, Exception):  # NotFound, or the identity source failing
         raise found

@@ -17,7 +17,7 @@ from strawberry.types.field import StrawberryField
 
 from resolvers import agents, insights, timeline
 from resolvers.customer import CustomerData
-from schema.graph import enums
+from schema.graph import enums, golden_example
 from schema.insights import ROLES, AgentMatch, CrossSell, CustomerValue
 from schema.timeline import TimelineConnection, connection
 from schema.types import CUSTOMER_FIELDS
@@ -64,8 +64,8 @@ def _customer_type() -> Any:
     body.update({n: f for n, f in vars(Composed).items() if isinstance(f, StrawberryField)
                  and (n != "best_agent" or AgentMatch is not None)})  # no staff declared: no bestAgent
     cls = type("Customer", (), body)
-    return strawberry.type(cls, description="One customer across every system: a golden id (C-000042) and "
-                                            "everything each source holds about them, fetched live.")
+    return strawberry.type(cls, description=f"One customer across every system: a golden id{golden_example()} "
+                                            "and everything each source holds about them, fetched live.")
 
 
 Customer = _customer_type()

@@ -160,3 +160,9 @@ def record(name: str) -> type:
 def enum(name: str) -> Any:
     """A declared enum (Python enum and GraphQL enum in one), or KeyError."""
     return enums[name]
+
+
+def golden_example() -> str:
+    """" (C-000042)": a golden id as the identity declaration shows one, for descriptions; or nothing."""
+    example = IDENTITY[1].golden_id.example if IDENTITY is not None else None
+    return f" ({example})" if example else ""

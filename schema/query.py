@@ -9,11 +9,13 @@ from resolvers.customer import load_customers
 from resolvers.errors import BadUserInput
 from schema.customer import Customer
 from schema.find import find_customers_field
+from schema.graph import golden_example
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="One customer by golden id (C-000042); null with a NOT_FOUND error if unknown.")
+    @strawberry.field(description=f"One customer by golden id{golden_example()}; null with a NOT_FOUND error if "
+                                  "unknown.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         found = (await load_customers(info, [id]))[0]
         if isinstance(found, Exception):

@@ -85,7 +85,9 @@ def test_the_gateway_names_a_source_that_declares_identity(copy: Path) -> None:
 
 
 def test_only_the_identity_source_declares_identity(copy: Path) -> None:
-    edit(copy / "sources" / "crm.yaml", {"identity": DECLARED["identity"]})
+    # crm's own entity named, so that only the second source declaring identity is wrong
+    edit(copy / "sources" / "crm.yaml", {"identity": {**DECLARED["identity"], "identities": "crm", "match": "crm",
+                                                      "system_id": {"entity": "crm"}}})
     message = refused(copy / "gateway.yaml")
     assert message == (f"{copy / 'sources' / 'crm.yaml'}: identity: only the identity source "
                        f"(gateway.identity: crosswalk) declares identity"), message
@@ -192,3 +194,18 @@ def test_a_declared_lookup_is_a_findcustomers_argument(copy: Path) -> None:
         assert refused_input["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     finally:
         gw.stop()
+
+
+def test_the_golden_id_form_is_declared() -> None:
+    from connectors.identity import GoldenId, IdentityDecl, compile_identity
+    decl = IdentityDecl.model_validate({"identities": "links", "match": "m", "lookups": {"email": {}},
+                                        "golden_id": {"pattern": "^P[0-9]+$", "example": "P17"}})
+    compiled = compile_identity(decl, {})
+    assert compiled.malformed("P17") is None
+    assert compiled.malformed("C-000042") == "malformed customer id 'C-000042': expected the form P17"
+    plain = compile_identity(decl.model_copy(update={"golden_id": GoldenId()}), {})
+    assert plain.malformed("anything-42") is None and plain.malformed("two words") is not None
+    with pytest.raises(ValueError, match="example: 'Q1' does not match the pattern"):
+        GoldenId(pattern="^P[0-9]+$", example="Q1")
+    with pytest.raises(ValueError, match="pattern: not a regular expression"):
+        GoldenId(pattern="^(P")
