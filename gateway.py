@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -137,6 +138,7 @@ def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str
         cfg = gateway_config.load(path)
         origin = gateway_config.display_path(Path(path))
         entities = {name: _entities(src, cfg.files.get(name) or origin) for name, src in cfg.sources.items()}
+        _keys_from(cfg, entities, origin)
         schema = build_schema()
         try:
             Policies(schema, cfg.roles, build_schema)
@@ -148,10 +150,15 @@ def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str
     return cfg, entities, registry
 
 
+def _label(src: Any, origin: str) -> str:
+    """Where a source is declared, as errors name it: its file, or the config file and its key."""
+    return origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
+
+
 def _entities(src: Any, origin: str) -> list[str]:
     """The entities a source provides: those it declares (each mapping compiled, as the connector will)
     and those of its mapping module if it uses one (imported, as the connector will)."""
-    where = origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
+    where = _label(src, origin)
     for name, entity in src.entities.items():
         if entity.mapping is None or entity.record is None:
             continue  # plain values
@@ -175,6 +182,30 @@ def _entities(src: Any, origin: str) -> list[str]:
             raise gateway_config.ConfigError(f"{where}: entities.{both[0]}: declared and also in "
                                               f"connectors.mappings.{src.module}")
     return [*src.entities, *found]
+
+
+def _keys_from(cfg: gateway_config.GatewayConfig, entities: dict[str, list[str]], origin: str) -> None:
+    """Each `keys: {from: entity.field}` names an entity some source provides and a field of its records:
+    a typo there would otherwise leave the field it feeds empty for every customer, silently."""
+    provided = sorted({e for names in entities.values() for e in names})
+    records: dict[str, set[str]] = {}
+    for src in cfg.sources.values():
+        for name, e in src.entities.items():
+            if e.record is not None:
+                records.setdefault(name, set()).add(e.record)
+    for src in cfg.sources.values():
+        for name, e in src.entities.items():
+            if e.keys is None:
+                continue
+            where = f"{_label(src, cfg.files.get(src.name) or origin)}: entities.{name}.keys.from"
+            if e.keys.entity not in provided:
+                raise gateway_config.ConfigError(f"{where}: no source provides an entity {e.keys.entity!r} "
+                                                  f"(entities: {', '.join(provided)})")
+            for record in sorted(records.get(e.keys.entity, ())):
+                fields = [f.name for f in dataclasses.fields(record_class(record))]
+                if e.keys.field not in fields:
+                    raise gateway_config.ConfigError(f"{where}: {record} (entity {e.keys.entity}) has no field "
+                                                      f"{e.keys.field!r} (fields: {', '.join(fields)})")
 
 
 SECRET_PARAM = re.compile(r"pass|secret|token|key|sig|auth|credential", re.IGNORECASE)
