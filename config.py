@@ -346,12 +346,13 @@ def check_links(cfg: GatewayConfig, origin: str = "") -> None:
                 continue
             at = _where(where, [*section, "entities", entity, "keys", "from"])
             if e.keys.entity not in provided:
-                raise ConfigError(f"{at}no source provides entity {e.keys.entity!r}")
+                raise ConfigError(f"{at}no source provides an entity {e.keys.entity!r} "
+                                  f"(entities: {', '.join(sorted(provided))})")
             record = provided[e.keys.entity][1]
             fields = graph.GRAPH.declarations.types[record].fields if record in graph.GRAPH.declarations.types else {}
             if e.keys.field not in fields:
-                raise ConfigError(f"{at}{record or e.keys.entity} has no field {e.keys.field!r}"
-                                  + (f" (fields: {', '.join(fields)})" if fields else ""))
+                raise ConfigError(f"{at}{record or 'a plain value'} (entity {e.keys.entity}) has no field "
+                                  f"{e.keys.field!r}" + (f" (fields: {', '.join(fields)})" if fields else ""))
     for key, (file, d) in graph.ATTACHED.items():
         at = _where(file, ["graph", key, "entity"])
         if d.entity not in provided:

@@ -154,9 +154,14 @@ def checked(path: str) -> tuple[gateway_config.GatewayConfig, dict[str, list[str
     return cfg, entities, registry
 
 
+def _label(src: Any, origin: str) -> str:
+    """Where a source is declared, as errors name it: its file, or the config file and its key."""
+    return origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
+
+
 def _entities(src: Any, origin: str) -> list[str]:
     """The entities a source declares, each mapping compiled (as the connector will)."""
-    where = origin if origin.endswith(f"{src.name}.yaml") else f"{origin}: sources.{src.name}"
+    where = _label(src, origin)
     for name, entity in src.entities.items():
         if entity.mapping is None or entity.record is None:
             continue  # plain values

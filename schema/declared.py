@@ -61,7 +61,7 @@ import strawberry
 import yaml
 from graphql import GraphQLError, ListTypeNode, NamedTypeNode, NonNullTypeNode, TypeNode
 from graphql.language import parse_type
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from strawberry.types.field import StrawberryField
 
 from schema import registered
@@ -282,7 +282,15 @@ class Declarations(BaseModel):
                         raise DeclarationError(f"{file}: {kind}.{name}: already declared in {where[name]}")
                     where[name] = file
                     into[name] = decl  # type: ignore[assignment]
-        return cls(enums=enums, types=types)
+        try:
+            return cls(enums=enums, types=types)
+        except ValidationError as exc:  # e.g. a field's unknown type: name the file declaring the field
+            msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            kind, _, rest = msg.partition(".")
+            name = re.split(r"[.:]", rest, maxsplit=1)[0]
+            if kind in ("types", "enums") and name in where:
+                raise DeclarationError(f"{where[name]}: {msg}") from None
+            raise
 
 
 def _default(ref: TypeRef, raw: Any, enums: Mapping[str, EnumDecl], classes: Mapping[str, type] | None) -> Any:

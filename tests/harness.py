@@ -196,11 +196,18 @@ class Gateway:
 def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway", workers: int = 1) -> Gateway:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
+    return serve_file(path, workdir, name, workers, tokens=tokens_for(config))
+
+
+def serve_file(path: Path, workdir: Path, name: str = "gateway", workers: int = 1, env: dict[str, str] | None = None,
+               tokens: dict[str, str] | None = None) -> Gateway:
+    """`gateway.py serve --config path` (its types built from the file's sources folder), with `env` added to
+    the environment; `tokens` (role -> bearer token) for Gateway.post."""
     port = free_port_base(1) + 1
     log = workdir / f"{name}.log"
     proc = subprocess.Popen([sys.executable, "gateway.py", "serve", "--config", str(path), "--port", str(port),
                              "--workers", str(workers)],
                             cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     _wait_http(f"http://127.0.0.1:{port}/healthz", proc, "gateway")
-    return Gateway(proc, port, log, tokens_for(config))
+    return Gateway(proc, port, log, tokens or {})

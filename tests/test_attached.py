@@ -135,10 +135,11 @@ def test_keys_from_an_entity_nobody_provides_name_the_file_and_key(copy: Path) -
             lambda raw: raw["entities"]["shipments"].update(keys={"from": "parcels.number"}))
     with pytest.raises(config.ConfigError) as err:
         config.load(folder / "gateway.yaml")
-    assert str(err.value).endswith("shipping.yaml: entities.shipments.keys.from: no source provides entity 'parcels'")
+    assert "shipping.yaml: entities.shipments.keys.from: no source provides an entity 'parcels' (entities: " \
+        in str(err.value)
     rewrite(folder / "sources" / "shipping.yaml",
             lambda raw: raw["entities"]["shipments"].update(keys={"from": "orders.numbr"}))
-    with pytest.raises(config.ConfigError, match=r"keys.from: Order has no field 'numbr' \(fields: number,"):
+    with pytest.raises(config.ConfigError, match=r"keys.from: Order \(entity orders\) has no field 'numbr' \(fields: number,"):
         config.load(folder / "gateway.yaml")
 
 
