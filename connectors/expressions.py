@@ -163,6 +163,8 @@ class _RecordTranslator(Translator):
             names = [pyliteral(i) for i in items]
         elif not many and lit is not None and lit.data == "literal":
             names = [pyliteral(lit)]
+            if names == [None]:  # `response != null`: a plain comparison
+                return None
         else:
             return None
         found = []

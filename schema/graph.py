@@ -29,10 +29,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from schema.attached import AttachDecl, parse_target
 from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
+from schema.events import EventDecl, Timeline, compile_timeline
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
-SECTIONS = ("types", "enums", "graph")
+SECTIONS = ("types", "enums", "graph", "timeline")
 
 
 def folder() -> Path:
@@ -101,6 +102,34 @@ def load_attached(where: Path) -> dict[str, tuple[str, AttachDecl]]:
     return out
 
 
+_TIMELINE = TypeAdapter(list[EventDecl])
+
+
+def timeline_of(raw: Any, file: str) -> list[EventDecl]:
+    """The `timeline:` section of one parsed declaration file: the events its entities make (schema/events.py)."""
+    if not isinstance(raw, dict) or not raw.get("timeline"):
+        return []
+    try:
+        return _TIMELINE.validate_python(raw["timeline"])
+    except ValidationError as exc:
+        raise _error(file, "timeline", exc) from None
+
+
+def load_timeline(where: Path, graph: Graph) -> Timeline:
+    """Every file's `timeline:` entries (files by name, entries in order), compiled against the graph; an
+    entity's record type is the one its `entities:` declaration names."""
+    entries: list[tuple[str, int, EventDecl]] = []
+    entity_records: dict[str, str] = {}
+    for path in sorted(p for p in where.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        raw = yaml.safe_load(path.read_text())
+        entries += [(path.name, i, d) for i, d in enumerate(timeline_of(raw, path.name))]
+        entities = raw.get("entities") if isinstance(raw, dict) else None
+        for name, e in (entities if isinstance(entities, dict) else {}).items():
+            if isinstance(e, dict) and isinstance(e.get("record"), str):
+                entity_records.setdefault(str(name), e["record"])
+    return compile_timeline(entries, entity_records, graph)
+
+
 def load_declarations(where: Path) -> Declarations:
     """Every file's types and enums in `where`, as one set."""
     parts: dict[str, Declarations] = {}
@@ -120,6 +149,7 @@ def load_declarations(where: Path) -> Declarations:
 
 GRAPH = Graph(load_declarations(folder()))
 ATTACHED = load_attached(folder())
+TIMELINE = load_timeline(folder(), GRAPH)
 records: dict[str, type] = GRAPH.records
 enums: dict[str, type[_enum.Enum]] = GRAPH.enums
 
