@@ -26,7 +26,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import strawberry
@@ -84,7 +84,7 @@ class EventPlan:
         if at is None:
             return
         if self.midnight:
-            at = datetime.combine(at, time(0, 0), tzinfo=timezone.utc)
+            at = datetime.combine(at, time(0, 0), tzinfo=UTC)
         ident = self.ident(*args)
         yield (at, self.channel(*args) if self.channel is not None else None, self.summary(*args), item,
                ident if isinstance(ident, str) else str(ident))
@@ -99,6 +99,7 @@ class Timeline:
     records: tuple[str, ...]
     streams: Mapping[str, tuple[EventPlan, ...]]
     no_channel: tuple[str, ...]  # the kinds no declaration gives a channel: back-office events
+    declared: Mapping[str, tuple[EventDecl, ...]]  # file name -> its declarations (config.py compares)
 
 
 def compile_timeline(entries: Sequence[tuple[str, int, EventDecl]], entity_records: Mapping[str, str],
@@ -108,8 +109,9 @@ def compile_timeline(entries: Sequence[tuple[str, int, EventDecl]], entity_recor
     if not entries:
         raise DeclarationError("timeline: no declaration file declares an event (a `timeline:` section)")
     kinds = list(dict.fromkeys(d.kind for _, _, d in entries))
-    Kind = strawberry.enum(enum.Enum("EventKind", [(k, k.lower()) for k in kinds], module=__name__,  # type: ignore[misc]
-                                     qualname="EventKind"), name="EventKind", description="What happened.")
+    members = [(k, k.lower()) for k in kinds]  # the lower-cased name: the value cursors carry
+    Kind = strawberry.enum(enum.Enum("EventKind", members, module=__name__, qualname="EventKind"),  # type: ignore[misc]
+                           name="EventKind", description="What happened.")
     records: dict[str, None] = {}
     streams: dict[str, list[EventPlan]] = {}
     for file, i, d in entries:
@@ -120,8 +122,11 @@ def compile_timeline(entries: Sequence[tuple[str, int, EventDecl]], entity_recor
         records.setdefault(record)
         streams.setdefault(d.entity, []).append(plan)
     placed = {d.kind for _, _, d in entries if d.channel is not None}
+    by_file: dict[str, list[EventDecl]] = {}
+    for file, _, d in entries:
+        by_file.setdefault(file, []).append(d)
     return Timeline(Kind, tuple(records), {e: tuple(p) for e, p in streams.items()},
-                    tuple(k for k in kinds if k not in placed))
+                    tuple(k for k in kinds if k not in placed), {f: tuple(ds) for f, ds in by_file.items()})
 
 
 class _At(ValueError):
@@ -181,7 +186,9 @@ def _channel(text: str, fields: Mapping[str, Any], graph: Any, expr: Callable[[s
     field = _FIELD.fullmatch(text)
     if field and field.group(1) in fields:
         hint, _ = _unwrap(fields[field.group(1)])
-        if hint is not channels and hint is not str:
+        if hint is channels:
+            return expr("channel", text)  # a Channel already
+        if hint is not str:
             raise _At("channel", f"{field.group(1)!r} is not a {CHANNEL} field")
     value = expr("channel", text)
 

@@ -13,6 +13,9 @@ The folder is the repository's `sources/`, or `CUSTOMER_GRAPH_TYPES` when set (a
 files). A configuration read later (config.py) checks that the types its source files declare are the ones
 built here.
 
+The files' `timeline:` sections (schema/events.py) are compiled here too, against the records: `TIMELINE`, the
+kinds of event each entity's records make, with the enum and union the timeline's GraphQL types use.
+
 `GRAPH` is not finished here: schema/types.py adds the fields the framework computes (resolvers) and
 finishes it. Records and enums are ready at once: `record("Order")`, `enum("Channel")`.
 """
