@@ -72,22 +72,26 @@ class EventPlan:
 
     def occurrences(self, record: Any) -> Iterator[tuple[datetime, Any, str, Any, str]]:
         if self.each is None:
-            yield from self._one(record, (record,))
+            one = self._one(record, (record,))
+            if one is not None:
+                yield one
             return
         for item in self.each(record) or ():
-            yield from self._one(item, (item, record))
+            one = self._one(item, (item, record))
+            if one is not None:
+                yield one
 
-    def _one(self, item: Any, args: tuple[Any, ...]) -> Iterator[tuple[datetime, Any, str, Any, str]]:
+    def _one(self, item: Any, args: tuple[Any, ...]) -> tuple[datetime, Any, str, Any, str] | None:
         if self.when is not None and not self.when(*args):
-            return
+            return None
         at = getattr(item, self.at)
         if at is None:
-            return
+            return None
         if self.midnight:
             at = datetime.combine(at, time(0, 0), tzinfo=UTC)
         ident = self.ident(*args)
-        yield (at, self.channel(*args) if self.channel is not None else None, self.summary(*args), item,
-               ident if isinstance(ident, str) else str(ident))
+        return (at, self.channel(*args) if self.channel is not None else None, self.summary(*args), item,
+                ident if isinstance(ident, str) else str(ident))
 
 
 @dataclasses.dataclass(frozen=True)
