@@ -163,7 +163,7 @@ class _RecordTranslator(Translator):
             names = [pyliteral(i) for i in items]
         elif not many and lit is not None and lit.data == "literal":
             names = [pyliteral(lit)]
-            if names == [None]:  # `response != null`: a plain comparison
+            if names == [None]:  # `enum_field != null`: a plain comparison
                 return None
         else:
             return None

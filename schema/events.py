@@ -3,14 +3,14 @@
 A list of event declarations; each makes zero or one event per record (or per item of a list field):
 
     timeline:
-      - entity: tickets                # the customer's records of this entity, from every source providing it
-        kind: TICKET_OPENED            # a value of the EventKind enum (the kinds declared, in file order)
-        at: created_at                 # a DateTime or Date field (a date is midnight UTC); null: no event
+      - entity: answers                # the customer's records of this entity, from every source providing it
+        kind: SURVEY_ANSWERED          # a value of the EventKind enum (the kinds declared, in file order)
+        at: answered_at                # a DateTime or Date field (a date is midnight UTC); null: no event
         channel: channel               # CEL giving a Channel (an enum field), or its name (WEB); none: null
         id: id                         # CEL: the record's id (with source and kind, its place among ties)
-        summary: "Ticket #{{id}} opened: {{subject}} ({{status.lowerAscii()}})"   # a CEL template
-      - entity: accounts
-        each: invoices                 # one event per item of this list field; `parent` is the record
+        summary: "Survey {{survey}} answered: {{score}}/10 ({{status.lowerAscii()}})"   # a CEL template
+      - entity: subscriptions
+        each: renewals                 # one event per item of this list field; `parent` is the record
         when: "amount > 0"             # CEL condition: no event when false
         ...
 
@@ -49,7 +49,7 @@ class EventDecl(BaseModel):
     record: str | None = Field(None, description="the entity's record type (default: its entities: declaration's)")
     each: str | None = Field(None, description="a list field of the record: one event per item")
     when: str | None = Field(None, description="CEL: the record (or item) makes an event only when true")
-    kind: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the EventKind value, e.g. ORDER_PLACED")
+    kind: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the EventKind value, e.g. SURVEY_ANSWERED")
     at: str = Field(description="a DateTime or Date field: when it happened")
     channel: str | None = Field(None, description="CEL giving a Channel, or its name; none: null")
     id: str = Field(description="CEL: the record's id")
@@ -109,7 +109,7 @@ class Timeline:
 def compile_timeline(entries: Sequence[tuple[str, int, EventDecl]], entity_records: Mapping[str, str],
                      graph: Any) -> Timeline:
     """The declarations `(file, index, declaration)` compiled against the graph's records; a
-    DeclarationError naming the file and key (`shop.yaml: timeline.0.summary: ...`) on a bad one."""
+    DeclarationError naming the file and key (`survey.yaml: timeline.0.summary: ...`) on a bad one."""
     if not entries:
         raise DeclarationError("timeline: no declaration file declares an event (a `timeline:` section)")
     kinds = list(dict.fromkeys(d.kind for _, _, d in entries))
