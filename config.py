@@ -5,7 +5,7 @@ sources}`, relative to the file's directory); each `sources/<name>.yaml` declare
 being the file's stem. Sources may also be written inline under `sources:` (the tests build configs
 that way); a name defined in both places is an error. A source's `types:` and `enums:` (and those of a
 shared file, named `_...`, which is not a source) are the GraphQL types its entities become: built once
-per process by schema/graph.py, checked here to be the ones it built; so is its `insights:` section
+per process by schema/graph.py, checked here to be the ones it built; so are its `insights:` and `timeline:` sections
 (schema/roles.py), whose settings type gateway.yaml's `insights.cross_sell`. `${VAR}` and
 `${VAR:-default}` in any string are read from the environment.
 
@@ -168,8 +168,23 @@ def check_types(raw: Any, origin: str = "", section: Sequence[Any] = ()) -> None
         for name, decl in decls.items():
             if have.get(name) != decl:
                 raise ConfigError(f"{_where(origin, [*section, kind, name])}not as the gateway's types were built "
-                                  f"(from {display_path(graph.folder())}, once per process; CUSTOMER_GRAPH_TYPES "
-                                  f"names another folder)")
+                                  f"{_built()}")
+    _check_timeline(raw, origin, section)
+
+
+def _built() -> str:
+    return (f"(from {display_path(graph.folder())}, once per process; CUSTOMER_GRAPH_TYPES "
+            f"names another folder)")
+
+
+def _check_timeline(raw: dict[str, Any], origin: str, section: Sequence[Any]) -> None:
+    """A file's `timeline:` section: well formed, and (for a file of the sources folder) the one built."""
+    try:
+        mine = graph.timeline_of(raw, _where(origin, section).removesuffix(": ") or "configuration")
+    except DeclarationError as exc:
+        raise ConfigError(str(exc)) from None
+    if origin and not section and tuple(mine) != graph.TIMELINE.declared.get(Path(origin).name, ()):
+        raise ConfigError(f"{_where(origin, ['timeline'])}not as the gateway's timeline was built {_built()}")
 
 
 def check_insights(name: str, raw: Any, origin: str = "", section: Sequence[Any] = ()) -> None:

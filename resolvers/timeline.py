@@ -1,6 +1,9 @@
 """One cross-channel history, newest first: a k-way merge of per-source streams, paged by an
 opaque cursor that is the last event's position in one total order (time, source, kind, id),
-so paging never repeats or skips an event, even when timestamps tie."""
+so paging never repeats or skips an event, even when timestamps tie.
+
+What each entity's records add is declared (schema/events.py compiles the `timeline:` sections): the
+caller passes, per entity, its declarations (`Declared`), and this module knows no system."""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ import asyncio
 import base64
 import enum
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Protocol
 
 import orjson
 from strawberry.types import Info
@@ -19,33 +22,26 @@ from strawberry.types import Info
 from connectors.base import SourceError
 from resolvers.customer import CustomerData, records_by_source
 from resolvers.errors import BadUserInput
-from schema.graph import enums
-from schema.graph import records as declared
-
-Channel = enums["Channel"]
-Account, Interaction, MarketingContact, Order, Shipment, Ticket, Warranty, WebSession = (declared[n] for n in (
-    "BillingAccount", "Interaction", "MarketingStatus", "Order", "Shipment", "Ticket", "Warranty", "WebSession"))
 
 
-class EventKind(enum.Enum):
-    ORDER_PLACED = "order_placed"
-    SHIPPED = "shipped"
-    DELIVERED = "delivered"
-    TICKET_OPENED = "ticket_opened"
-    CONTACT = "contact"
-    OFFER_SENT = "offer_sent"
-    OFFER_RESPONSE = "offer_response"
-    CLAIM_OPENED = "claim_opened"
-    INVOICE_ISSUED = "invoice_issued"
-    WEB_SESSION = "web_session"
+class Declared(Protocol):
+    """One declared kind of event: the events (at, channel, summary, record, id) a record makes."""
+
+    @property
+    def kind(self) -> enum.Enum: ...
+
+    def occurrences(self, record: Any) -> Iterator[tuple[datetime, Any, str, Any, str]]: ...
+
+
+Streams = Mapping[str, Sequence[Declared]]  # entity -> what its records add, in declaration order
 
 
 @dataclass(slots=True)
 class Event:
     at: datetime
-    channel: Channel | None
+    channel: Any  # a Channel, or None
     source: str
-    kind: EventKind
+    kind: enum.Enum
     summary: str
     record: Any
     id: str
@@ -75,126 +71,45 @@ def decode_cursor(cursor: str) -> tuple[float, str, str, str]:
         raise BadUserInput("after: not a cursor this timeline gave out") from None
 
 
-def _day(d: date) -> datetime:
-    return datetime.combine(d, time(0, 0), tzinfo=timezone.utc)
-
-
-def _money(amount: float, currency: str) -> str:
-    return f"{currency} {amount:,.2f}"
-
-
-def order_events(source: str, o: Order) -> Iterator[Event]:
-    items = sum(line.quantity for line in o.lines)
-    yield Event(o.placed_at, o.channel, source, EventKind.ORDER_PLACED,
-                f"Order {o.number} placed ({o.channel.value}): {items} item{'s' * (items != 1)}, "
-                f"{_money(o.total, o.currency)}, {o.status.value}", o, o.number)
-
-
-def shipment_events(source: str, s: Shipment) -> Iterator[Event]:
-    if s.shipped_at:
-        yield Event(s.shipped_at, None, source, EventKind.SHIPPED,
-                    f"Parcel {s.id} of {s.order_number} shipped with {s.carrier} ({s.tracking_number})", s, s.id)
-    if s.delivered_at:
-        yield Event(s.delivered_at, None, source, EventKind.DELIVERED,
-                    f"Parcel {s.id} of {s.order_number} delivered by {s.carrier}", s, s.id)
-
-
-def ticket_events(source: str, t: Ticket) -> Iterator[Event]:
-    yield Event(t.created_at, t.channel, source, EventKind.TICKET_OPENED,
-                f"Ticket #{t.id} opened: {t.subject} ({t.status.value}, {t.priority.value} priority)", t, t.id)
-
-
-def interaction_events(source: str, i: Interaction) -> Iterator[Event]:
-    length = f", {round(i.duration_s / 60)} min" if i.duration_s >= 60 else ""
-    yield Event(i.started_at, i.channel, source, EventKind.CONTACT,
-                f"{i.channel.value.capitalize()}{length}: {i.summary} ({i.outcome.value})", i, i.id)
-
-
-def offer_events(source: str, c: MarketingContact) -> Iterator[Event]:
-    for o in c.offers:
-        yield Event(o.sent_at, o.channel, source, EventKind.OFFER_SENT,
-                    f"Offer {o.offer_code} sent by {o.channel.value}: {o.campaign_name}", o, o.id)
-        if o.responded_at:
-            answer = o.response.value if o.response else "responded"
-            yield Event(o.responded_at, o.channel, source, EventKind.OFFER_RESPONSE,
-                        f"Offer {o.offer_code} {answer}: {o.campaign_name}", o, o.id)
-
-
-def claim_events(source: str, w: Warranty) -> Iterator[Event]:
-    for c in w.claims:
-        rma = f", RMA {c.rma_number}" if c.rma_number else ""
-        yield Event(_day(c.opened_on), None, source, EventKind.CLAIM_OPENED,
-                    f"Warranty claim {c.number} on {w.product_name}: {c.reason} ({c.status.value}{rma})", c, c.number)
-
-
-def invoice_events(source: str, a: Account) -> Iterator[Event]:
-    for inv in a.invoices:
-        yield Event(_day(inv.issued_on), None, source, EventKind.INVOICE_ISSUED,
-                    f"Invoice {inv.number} issued: {_money(inv.amount, a.currency)} ({inv.status.value})", inv,
-                    inv.number)
-
-
-def session_events(source: str, s: WebSession) -> Iterator[Event]:
-    viewed = f", viewed {', '.join(s.products_viewed)}" if s.products_viewed else ""
-    yield Event(s.started_at, Channel.WEB, source, EventKind.WEB_SESSION,
-                f"Web visit on {s.device}, {len(s.pages)} page{'s' * (len(s.pages) != 1)}{viewed}", s, s.id)
-
-
-# Which records of the customer feed the timeline, and how each becomes events.
-CUSTOMER_STREAMS: dict[str, Callable[[str, Any], Iterator[Event]]] = {
-    "orders": order_events, "tickets": ticket_events, "interactions": interaction_events,
-    "marketing": offer_events, "warranties": claim_events, "accounts": invoice_events,
-    "web_sessions": session_events,
-}
-
-
-async def _stream(info: Info, customer: CustomerData, entity: str) -> list[list[Event]]:
-    """One stream per source providing `entity` (each sorted), plus shipments after orders."""
-    found = await records_by_source(info, entity, customer)
-    to_events = CUSTOMER_STREAMS[entity]
+async def _stream(info: Info, customer: CustomerData, entity: str, declared: Sequence[Declared]) -> list[list[Event]]:
+    """One stream per source providing `entity`, each sorted: every event its records make."""
     by_source: dict[str, list[Event]] = {}
-    for source, record in found:
-        by_source.setdefault(source, []).extend(to_events(source, record))
-    streams = list(by_source.values())
-    if entity == "orders" and found:
-        try:
-            streams.extend(await _shipments(info, [o.number for _, o in found]))
-        except SourceError as exc:  # the orders stay; only the parcels are missing
-            _missing(info, exc)
-    return [sorted(s, key=lambda e: e.key) for s in streams]
+    for source, record in await records_by_source(info, entity, customer):
+        events = by_source.setdefault(source, [])
+        for d in declared:
+            events.extend(Event(at, channel, source, d.kind, summary, item, ident)
+                          for at, channel, summary, item, ident in d.occurrences(record))
+    return [sorted(s, key=lambda e: e.key) for s in by_source.values()]
 
 
-async def _shipments(info: Info, numbers: list[str]) -> list[list[Event]]:
-    ctx = info.context
-    out = []
-    for c in ctx.providers("shipments"):
-        found = await ctx.load_many(c, "shipments", numbers, info.path.as_list)
-        out.append([e for items in found for s in items or () for e in shipment_events(c.name, s)])
-    return out
-
-
-async def timeline(info: Info, customer: CustomerData, first: int, after: str | None,
-                   channels: list[Channel] | None, since: datetime | None) -> Page:
+async def timeline(info: Info, customer: CustomerData, streams: Streams, first: int, after: str | None,
+                   channels: list[Any] | None, since: datetime | None) -> Page:
+    """A page of the events `streams` declares, after the cursor `after`, of the channels and since
+    the time given."""
     if not 0 <= first <= 100:
         raise BadUserInput("first must be between 0 and 100")
     after_key = decode_cursor(after) if after else None
     since_utc = since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None
     wanted = set(channels) if channels else None
-    results = await asyncio.gather(*(_stream(info, customer, e) for e in CUSTOMER_STREAMS), return_exceptions=True)
-    streams: list[list[Event]] = []
+    results = await asyncio.gather(*(_stream(info, customer, e, d) for e, d in streams.items()),
+                                   return_exceptions=True)
+    merged_streams: list[list[Event]] = []
+    failed: dict[tuple[str, str], SourceError] = {}
     for result in results:
-        if isinstance(result, SourceError):
-            _missing(info, result)
+        if isinstance(result, SourceError):  # once per source and message: an entity keyed by a failing
+            failed.setdefault((result.source, str(result)), result)  # entity's field fails with it
         elif isinstance(result, BaseException):
             raise result
         else:
-            streams.extend(result)
+            merged_streams.extend(result)
+    for error in failed.values():
+        _missing(info, error)
 
     def keep(e: Event) -> bool:
         return ((after_key is None or e.key > after_key) and (since_utc is None or e.at >= since_utc)
                 and (wanted is None or e.channel in wanted))
 
-    merged = heapq.merge(*(filter(keep, s) for s in streams), key=lambda e: e.key)
+    merged = heapq.merge(*(filter(keep, s) for s in merged_streams), key=lambda e: e.key)
     events = [e for _, e in zip(range(first + 1), merged)]  # reads first+1 events, and no more
     return Page(events[:first], len(events) > first)
 

@@ -19,7 +19,7 @@ from resolvers import agents, insights, timeline
 from resolvers.customer import CustomerData
 from schema.graph import enums, golden_example
 from schema.insights import ROLES, AgentMatch, CrossSell, CustomerValue
-from schema.timeline import TimelineConnection, connection
+from schema.timeline import STREAMS, TimelineConnection, connection
 from schema.types import CUSTOMER_FIELDS
 
 Channel = enums["Channel"]
@@ -28,13 +28,12 @@ Channel = enums["Channel"]
 class Composed:
     """The fields the framework composes across the sources."""
 
-    @strawberry.field(description="One cross-channel history, newest first: orders, parcels, tickets, contacts "
-                                  "(voice, chat, email, fax, SMS), offers and responses, warranty claims, invoices "
-                                  "and web sessions. A Relay-style connection; a source that fails leaves its "
+    @strawberry.field(description="One cross-channel history, newest first: every event the sources declare "
+                                  "(see EventKind). A Relay-style connection; a source that fails leaves its "
                                   "events out, with an error naming it.")
     async def timeline(self, root: Parent[CustomerData], info: Info, first: int = 20, after: str | None = None,
                        channels: list[Channel] | None = None, since: datetime | None = None) -> TimelineConnection | None:
-        return connection(await timeline.timeline(info, root, first, after, channels, since), after)
+        return connection(await timeline.timeline(info, root, STREAMS, first, after, channels, since), after)
 
     @strawberry.field(description="May we cross-sell now? Blockers (each citing its source record) and suggestions. "
                                   "Null with an error when a source it needs is failing: unknown is not eligible.")

@@ -17,6 +17,9 @@ The files' `insights:` sections (schema/roles.py) are read here too: their setti
 `insights.cross_sell` (`RULES`, the model config.py checks it with), and schema/insights.py compiles the
 roles and blockers.
 
+The files' `timeline:` sections (schema/events.py) are compiled here too, against the records: `TIMELINE`, the
+kinds of event each entity's records make, with the enum and union the timeline's GraphQL types use.
+
 `GRAPH` is not finished here: schema/types.py adds the fields the framework computes (resolvers) and
 finishes it. Records and enums are ready at once: `record("Payment")`, `enum("Channel")`.
 """
@@ -35,11 +38,12 @@ from connectors.identity import IdentityDecl
 from resolvers.rules import Insights, insights_model
 from schema.attached import AttachDecl, parse_target
 from schema.declared import DeclarationError, Declarations, EnumDecl, Graph, TypeDecl
+from schema.events import EventDecl, Timeline, compile_timeline
 from schema.roles import Loaded, load_insights, setting_fields
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SUFFIXES = (".yaml", ".yml")
-SECTIONS = ("types", "enums", "graph", "insights", "inputs", "mutations")  # the schema's, not the source's
+SECTIONS = ("types", "enums", "graph", "timeline", "insights", "inputs", "mutations")  # the schema's, not the source's
 
 
 def folder() -> Path:
@@ -126,6 +130,34 @@ def load_identity(where: Path) -> tuple[str, IdentityDecl] | None:
     return found
 
 
+_TIMELINE = TypeAdapter(list[EventDecl])
+
+
+def timeline_of(raw: Any, file: str) -> list[EventDecl]:
+    """The `timeline:` section of one parsed declaration file: the events its entities make (schema/events.py)."""
+    if not isinstance(raw, dict) or not raw.get("timeline"):
+        return []
+    try:
+        return _TIMELINE.validate_python(raw["timeline"])
+    except ValidationError as exc:
+        raise _error(file, "timeline", exc) from None
+
+
+def load_timeline(where: Path, graph: Graph) -> Timeline:
+    """Every file's `timeline:` entries (files by name, entries in order), compiled against the graph; an
+    entity's record type is the one its `entities:` declaration names."""
+    entries: list[tuple[str, int, EventDecl]] = []
+    entity_records: dict[str, str] = {}
+    for path in sorted(p for p in where.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        raw = yaml.safe_load(path.read_text())
+        entries += [(path.name, i, d) for i, d in enumerate(timeline_of(raw, path.name))]
+        entities = raw.get("entities") if isinstance(raw, dict) else None
+        for name, e in (entities if isinstance(entities, dict) else {}).items():
+            if isinstance(e, dict) and isinstance(e.get("record"), str):
+                entity_records.setdefault(str(name), e["record"])
+    return compile_timeline(entries, entity_records, graph)
+
+
 def load_declarations(where: Path) -> Declarations:
     """Every file's types and enums in `where`, as one set."""
     parts: dict[str, Declarations] = {}
@@ -148,6 +180,7 @@ ATTACHED = load_attached(folder())
 IDENTITY = load_identity(folder())
 INSIGHTS: Loaded = load_insights(folder())  # the roles, blockers and settings the insights read (schema/roles.py)
 RULES: type[Insights] = insights_model(setting_fields(INSIGHTS, GRAPH))  # gateway.yaml's insights:, typed
+TIMELINE = load_timeline(folder(), GRAPH)
 records: dict[str, type] = GRAPH.records
 enums: dict[str, type[_enum.Enum]] = GRAPH.enums
 

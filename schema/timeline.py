@@ -1,4 +1,5 @@
-"""The timeline as a Relay-style connection of typed events."""
+"""The timeline as a Relay-style connection of typed events: the kinds and record types its
+declarations give (schema/events.py, compiled with the graph in schema/graph.py)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,24 @@ from typing import Annotated, Union
 import strawberry
 
 from resolvers import timeline as t
-from schema.graph import enum
+from schema.graph import TIMELINE, enum
 from schema.types import types
 
 Channel = enum("Channel")
-Claim, Interaction, Invoice, Offer, Order, Shipment, Ticket, WebSession = (types[n] for n in (
-    "Claim", "Interaction", "Invoice", "Offer", "Order", "Shipment", "Ticket", "WebSession"))
+EventKind = TIMELINE.kinds
+STREAMS: t.Streams = TIMELINE.streams
+BACK_OFFICE = "Where it happened; null for back-office events" + (
+    f" ({', '.join(TIMELINE.no_channel)})." if TIMELINE.no_channel else ".")
 
-EventKind = strawberry.enum(t.EventKind, description="What happened.")
-
-TimelineRecord = Annotated[Union[Order, Shipment, Ticket, Interaction, Offer, Claim, Invoice, WebSession],
+# The types of the declared events' records, in the order first declared (schema/events.py).
+TimelineRecord = Annotated[Union[tuple(types[n] for n in TIMELINE.records)],  # type: ignore[misc]
                            strawberry.union("TimelineRecord", description="The source record behind an event.")]
 
 
 @strawberry.type(description="One thing that happened between the customer and the company.")
 class TimelineEvent:
     at: datetime
-    channel: Channel | None = strawberry.field(description="Where it happened; null for back-office events "
-                                                           "(parcels, invoices, warranty claims).")
+    channel: Channel | None = strawberry.field(description=BACK_OFFICE)
     source: str = strawberry.field(description="The system it comes from.")
     kind: EventKind
     summary: str = strawberry.field(description="One line, for a human.")
