@@ -257,13 +257,13 @@ def check(args: argparse.Namespace) -> None:
 
 def _feeds(cfg: gateway_config.GatewayConfig) -> dict[str, str]:
     """GraphQL name of each declared Customer field -> the sources providing its entity."""
+    from connectors.identity import camel
     from schema.graph import ATTACHED
     out = {}
     for key, (_, d) in ATTACHED.items():
         owner, field = key.split(".")
         if owner == "Customer":
-            head, *rest = field.split("_")
-            out[head + "".join(p.capitalize() for p in rest)] = ", ".join(
+            out[camel(field)] = ", ".join(
                 n for n, s in sorted(cfg.sources.items()) if d.entity in s.entities)
     return out
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -43,6 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connectors.identity import camel
 from schema.declared import DeclarationError, TypeRef
 
 MAX_FIRST = 100
@@ -145,8 +147,13 @@ class Plan:
     descending: bool
     args: list[tuple[str, str, Any]]  # (name, kind, compiled: a field, a condition, a default)
 
+    def __post_init__(self) -> None:
+        self.first_arg = next((n for n, kind, _ in self.args if kind == "first"), None)
+
     def filters(self, values: dict[str, Any]) -> list[Callable[[Any], bool]]:
         """The argument values as tests of an item; BadUserInput (ValueError subclass) for bad ones."""
+        if not self.args:
+            return _NONE
         from resolvers.errors import BadUserInput
         keep: list[Callable[[Any], bool]] = []
         for name, kind, what in self.args:
@@ -166,13 +173,13 @@ class Plan:
                 keep.append(lambda i, f=what, s=since: getattr(i, f) >= s)
             elif kind == "within_days":
                 if v < 0:
-                    raise BadUserInput(f"{_camel(name)} must not be negative")
+                    raise BadUserInput(f"{camel(name)} must not be negative")
                 cutoff = datetime.now(timezone.utc) - timedelta(days=v)
                 keep.append(lambda i, f=what, c=cutoff: getattr(i, f) >= c)
         return keep
 
     def first(self, values: dict[str, Any]) -> int | None:
-        return next((values.get(n) for n, kind, _ in self.args if kind == "first"), None)
+        return values.get(self.first_arg) if self.first_arg is not None else None
 
     def shape(self, records: list[Any], values: dict[str, Any], keep: list[Callable[[Any], bool]]) -> Any:
         """The field's value from the records: items, filtered, ordered, cut, selected, unique, picked."""
@@ -181,9 +188,10 @@ class Plan:
             items = [i for i in items if all(k(i) for k in keep)]
         if self.order is not None:
             items = sorted(items, key=self.order, reverse=self.descending)
-        first = self.first(values)
-        if first is not None:
-            items = items[:first]
+        if self.first_arg is not None:
+            first = values.get(self.first_arg)
+            if first is not None:
+                items = items[:first]
         if self.pick is not None and self.pick[0] != "first" and items:
             f = self.pick[1]
             items = [max(items, key=lambda i: getattr(i, f)) if self.pick[0] == "max"
@@ -204,9 +212,7 @@ class Plan:
         return items
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.capitalize() for p in rest)
+_NONE: list[Callable[[Any], bool]] = []  # no filters (never appended to)
 
 
 def _frozen(v: Any) -> Any:
@@ -252,11 +258,7 @@ def compile_plan(key: str, d: AttachDecl, graph: Any) -> Plan:
             args.append((name, a.kind, target))
         select = compile_expr(d.select, item, label=f"{key}.select") if d.select else None
         make = graph.records.get(ref.named) if d.select and ref.named in graph.records else None
-        order = None
-        if d.order is not None:
-            by = tuple(d.order.by)
-            order = (lambda i, f=by[0]: getattr(i, f)) if len(by) == 1 else \
-                (lambda i, fs=by: tuple(getattr(i, f) for f in fs))
+        order = operator.attrgetter(*d.order.by) if d.order is not None else None
         pick = None if d.pick is None else ("first", "") if d.pick == "first" else \
             ("max", d.pick.max) if d.pick.max else ("min", d.pick.min)  # type: ignore[union-attr]
     except (ValueError, DeclarationError) as exc:

@@ -13,7 +13,8 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from resolvers.customer import attached_now, records_now, then
+from connectors.identity import camel
+from resolvers.customer import FIELD_ENTITIES, attached_now, records_now, then
 from schema.attached import AttachDecl, Plan, arg_annotation, compile_plan, parse_target
 from schema.declared import DeclarationError
 from schema.graph import ATTACHED, GRAPH
@@ -53,6 +54,7 @@ def attach() -> dict[str, Any]:
             raise DeclarationError(f"{file}: {exc}") from None
         if type_name == "Customer":
             customer[name] = made
+            FIELD_ENTITIES[made.graphql_name or camel(name)] = d.entity
         else:
             GRAPH.add_field(type_name, name, made)
     return customer

@@ -173,3 +173,26 @@ def test_a_field_the_folder_adds_is_in_its_schema(copy: Path) -> None:
     assert "openTickets(first: Int = 5): [Ticket!]" in sdl
     assert "openTickets" not in subprocess.run([sys.executable, "gateway.py", "schema"], cwd=ROOT,
                                                capture_output=True, text=True, check=True, timeout=120).stdout
+
+
+def test_strawberry_still_keeps_graphql_cores_info_where_the_prefetch_reads_it() -> None:
+    """resolvers.customer.graphql_info leans on strawberry's `Info._raw_info` (not public API): the
+    root fields read the selected Customer fields off it. Fails loudly when strawberry changes that."""
+    import inspect
+
+    from strawberry.types.info import Info
+    assert "_raw_info" in inspect.signature(Info.__init__).parameters
+
+
+def test_the_root_sees_which_entities_the_selection_needs() -> None:
+    from types import SimpleNamespace
+
+    from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+
+    from resolvers.customer import selected_entities
+    doc = parse('query { a: customers(ids: ["x"]) { name emails ...F ... on Customer { tickets { id } } } }'
+                ' fragment F on Customer { offers { id } marketing { optedOut } }')
+    op = next(d for d in doc.definitions if isinstance(d, OperationDefinitionNode))
+    fragments = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)}
+    info = SimpleNamespace(_raw_info=SimpleNamespace(field_nodes=[op.selection_set.selections[0]], fragments=fragments))
+    assert selected_entities(info) == {"crm": 2, "marketing": 2, "tickets": 1}  # type: ignore[arg-type]
