@@ -61,7 +61,7 @@ def _customer_type() -> Any:
         raise ValueError(f"graph: Customer.{clash[0]} is the framework's own field")
     body.update(CUSTOMER_FIELDS)
     body.update({n: f for n, f in vars(Composed).items() if isinstance(f, StrawberryField)
-                 and (n != "best_agent" or AgentMatch is not None)})  # no staff declared: no bestAgent
+                 and (n != "best_agent" or AgentMatch is not None)})  # no team declared: no bestAgent
     cls = type("Customer", (), body)
     return strawberry.type(cls, description=f"One customer across every system: a golden id{golden_example()} "
                                             "and everything each source holds about them, fetched live.")

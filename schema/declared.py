@@ -10,7 +10,7 @@ a description and a default; and each enum's name, description and values:
         values: [PENDING, SETTLED, FAILED]        # Python values: the names lower-cased ("open", ...)
       Channel:
         values:
-          WEB: {description: The web shop}         # value "web"
+          WEB: {description: Online}               # value "web"
           VOICE: {value: phone}                    # or give the value
     types:
       Subscription:
