@@ -162,9 +162,10 @@ class Context:
         return out
 
     def load_pairs(self, pairs: list[tuple[Connector, list[str]]], entity: str,
-                   path: Callable[[], list[Any]]) -> list[Any] | Awaitable[list[Any]]:
+                   path: Callable[[], list[Any]] | list[Callable[[], list[Any]]]) -> list[Any] | Awaitable[list[Any]]:
         """The records of every key (each source's keys in turn), lists flattened, through the loaders:
-        a future of them, or the list itself when there are no keys."""
+        a future of them, or the list itself when there are no keys. Records served stale are marked at
+        `path`, or at each path the list holds when they arrive (the fields that asked meanwhile)."""
         pairs = [(c, keys) for c, keys in pairs if keys]
         if not pairs:
             return []
@@ -174,8 +175,9 @@ class Context:
 
         def noted(values: list[Any]) -> list[Any]:
             if self.stale_keys:
-                for c, keys in pairs:
-                    self.note_stale(c, entity, keys, path)
+                for p in path if isinstance(path, list) else (path,):
+                    for c, keys in pairs:
+                        self.note_stale(c, entity, keys, p)
             return flatten([values])
 
         return chain(all_of(futures), noted)

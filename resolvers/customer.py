@@ -30,7 +30,7 @@ class CustomerData:
     identities: list[Identity]
     # entity -> its records of this customer, or a future of them: every field fed by one entity
     # (a profile's name, emails, phones...) shares one load.
-    memo: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Loaded] = field(default_factory=dict)
 
     def ids_in(self, system: str) -> list[str]:
         return [i.id for i in self.identities if i.system == system]
@@ -80,16 +80,17 @@ async def prefetch(info: Info, customers: list[CustomerData]) -> None:
     waits = []
     for entity, fields in selected_entities(info).items():
         for c in customers:
-            found = records_now(info, entity, c)
+            found = records_now(info, entity, c, field_path=False)
             if fields > 1 and isinstance(found, asyncio.Future) and not found.done():
                 waits.append(found)
     if waits:
         await asyncio.wait(waits)
 
 
-async def load_customers(info: Info, ids: list[str]) -> list[CustomerData | Exception]:
+async def load_customers(info: Info, ids: list[str], with_fields: bool = True) -> list[CustomerData | Exception]:
     """Customers in the order asked; a BadUserInput or NotFound in place of each bad or unknown id;
-    the entities their selected fields need already on their way (`prefetch`)."""
+    with `with_fields` (a root field), the entities their selected fields need already on their way
+    (`prefetch`)."""
     ctx: Context = info.context
     identity = ctx.sources.identity
     bad = {i: why for i in ids if (why := identity.malformed(i)) is not None}
@@ -97,8 +98,9 @@ async def load_customers(info: Info, ids: list[str]) -> list[CustomerData | Exce
     entity = ctx.sources.identity.identities  # a golden id's records in every system
     found = dict(zip(valid, await ctx.load_many(ctx.source(ctx.config.identity), entity, valid, info.path.as_list)))
     # The identity source's records of each customer are its identities: loaded already.
-    customers = {gid: CustomerData(gid, idents, {entity: idents}) for gid, idents in found.items() if idents}
-    await prefetch(info, list(customers.values()))
+    customers = {gid: CustomerData(gid, idents, {entity: Loaded(idents)}) for gid, idents in found.items() if idents}
+    if with_fields:
+        await prefetch(info, list(customers.values()))
     return [customers.get(i) or (BadUserInput(bad[i]) if i in bad else NotFound(f"no customer with id {i}"))
             for i in ids]
 
@@ -212,27 +214,48 @@ def customer_pairs(info: Info, entity: str, customer: CustomerData) -> Pairs | A
     return later()
 
 
-def records_now(info: Info, entity: str, customer: CustomerData) -> list[Any] | Awaitable[list[Any]]:
+@dataclass(slots=True)
+class Loaded:
+    """One entity's records of one customer: the list, or a future of it; where it was asked from (its
+    pairs, once known) and the paths of the fields that asked before it came (marked if served stale)."""
+
+    found: Any
+    pairs: Pairs | None = None
+    paths: list[Callable[[], list[Any]]] = field(default_factory=list)
+
+
+def records_now(info: Info, entity: str, customer: CustomerData, field_path: bool = True) -> Any:
     """The customer's records of `entity`, lists flattened: at once when every record is a fresh
-    in-process cache hit, else a future of them; one load per customer and entity, whichever fields ask."""
-    memo = customer.memo
-    found = memo.get(entity)
-    if found is None:
+    in-process cache hit or already loaded, else a future of them; one load per customer and entity,
+    whichever fields ask. `field_path`: the asker is a field (records served stale are marked at its path)."""
+    ctx: Context = info.context
+    loaded = customer.memo.get(entity)
+    if loaded is None:
+        loaded = customer.memo[entity] = Loaded(None)
         pairs = customer_pairs(info, entity, customer)
         if isinstance(pairs, list):
-            found = _records_now(info, entity, pairs)
-            if not isinstance(found, (list, asyncio.Future)):  # a coroutine (naive mode): awaitable once only
-                found = asyncio.ensure_future(found)
+            loaded.pairs = pairs
+            loaded.found = _records_now(info, entity, pairs, loaded.paths)
+            if not isinstance(loaded.found, (list, asyncio.Future)):  # a coroutine (naive mode): awaitable once
+                loaded.found = asyncio.ensure_future(loaded.found)
         else:
-            found = asyncio.ensure_future(_derived(info, entity, pairs))
-        memo[entity] = found
-    elif isinstance(found, asyncio.Future) and found.done():  # loaded already (prefetch): no future per field
-        return found.result()  # type: ignore[no-any-return]
-    return found  # type: ignore[no-any-return]
+            loaded.found = asyncio.ensure_future(_derived(info, entity, pairs, loaded))
+    found = loaded.found
+    if isinstance(found, asyncio.Future):
+        if not found.done():
+            if field_path:
+                loaded.paths.append(info.path.as_list)  # marked when the records arrive
+            return found
+        found = found.result()  # loaded already (prefetch): no future per field
+    if field_path and ctx.stale_keys and loaded.pairs:
+        for c, keys in loaded.pairs:
+            ctx.note_stale(c, entity, keys, info.path.as_list)
+    return found
 
 
-async def _derived(info: Info, entity: str, pairs: Awaitable[Pairs]) -> list[Any]:
-    return await settled(_records_now(info, entity, await pairs))  # type: ignore[no-any-return]
+async def _derived(info: Info, entity: str, pairs: Awaitable[Pairs], loaded: Loaded) -> list[Any]:
+    loaded.pairs = await pairs
+    return await settled(_records_now(info, entity, loaded.pairs, loaded.paths))  # type: ignore[no-any-return]
 
 
 def attached_now(info: Info, entity: str, root: Any) -> list[Any] | Awaitable[list[Any]]:
@@ -244,12 +267,13 @@ def attached_now(info: Info, entity: str, root: Any) -> list[Any] | Awaitable[li
     return _records_now(info, entity, pairs)
 
 
-def _records_now(info: Info, entity: str, pairs: Pairs) -> list[Any] | Awaitable[list[Any]]:
+def _records_now(info: Info, entity: str, pairs: Pairs,
+                 paths: list[Callable[[], list[Any]]] | None = None) -> list[Any] | Awaitable[list[Any]]:
     ctx: Context = info.context
     found = ctx.cached_now(pairs, entity)
     if found is not None:
         return flatten(found)
-    return ctx.load_pairs(pairs, entity, info.path.as_list)
+    return ctx.load_pairs(pairs, entity, info.path.as_list if paths is None else paths)
 
 
 async def records(info: Info, entity: str, customer: CustomerData) -> list[Any]:

@@ -105,7 +105,7 @@ async def _customer(info: Info, customer_id: str) -> CustomerData:
     malformed = info.context.sources.identity.malformed(customer_id)
     if malformed is not None:
         raise BadUserInput(malformed)
-    [found] = await load_customers(info, [customer_id])
+    [found] = await load_customers(info, [customer_id], with_fields=False)  # its fields come after the write
     if isinstance(found, Exception):  # NotFound, or the identity source failing
         raise found
     return found
