@@ -206,7 +206,7 @@ class Translator:
         if var is None or var.data != "ident" or len(args) not in (2, 3) or (len(args) == 3 and name != "map"):
             raise ValueError(f".{name}() takes a variable and an expression")
         py = f"_m{len(self.scope)}_{var.children[0]}"
-        inner = Translator(self.record, {**self.scope, str(var.children[0]): py}, self.parent)
+        inner = self.inner(str(var.children[0]), py, target)
         seq = self.expr(target)
         body = inner.expr(args[-1])
         if name == "map":
@@ -217,6 +217,10 @@ class Translator:
         if name == "exists_one":
             return f"(sum(1 for {py} in {seq} if ({body})) == 1)"
         return f"{name if name == 'all' else 'any'}(({body}) for {py} in {seq})"
+
+    def inner(self, var: str, py: str, target: Any) -> Translator:
+        """The translator of a macro's body: `var` (the CEL name) bound to the Python name `py`."""
+        return Translator(self.record, {**self.scope, var: py}, self.parent)
 
 
 def _cel_div(a: Any, b: Any) -> Any:

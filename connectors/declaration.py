@@ -450,12 +450,24 @@ def assemble(e: Entity, mapper: Callable[..., Any], source: str) -> Callable[[An
     return by_key
 
 
+# The declared types' record classes by name. The schema layer builds them from the declaration files
+# (schema/graph.py, once per process) and hands them down with `use_records`: connectors name records,
+# never import the schema.
+RECORDS: dict[str, type] = {}
+
+
+def use_records(records: dict[str, type]) -> None:
+    """The record classes entities may name (`record: Order`): the process's declared types."""
+    RECORDS.clear()
+    RECORDS.update(records)
+
+
 def record_class(name: str) -> type:
-    """The record class of a declared type (schema/graph.py: the types of every declaration file), or
-    ValueError."""
-    from schema.graph import records
-    found = records.get(name)
+    """The record class of a declared type, or ValueError."""
+    found = RECORDS.get(name)
     if found is None:
+        if not RECORDS:
+            raise ValueError(f"no record class {name!r}: no declared types loaded (schema/graph.py builds them)")
         raise ValueError(f"no record class {name!r}: no declared type of that name (under types: in a declaration file)")
     return found
 

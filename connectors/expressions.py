@@ -211,24 +211,9 @@ class _RecordTranslator(Translator):
             return super().method(_Raw(f"_name({self.expr(target)})"), name, args)
         return super().method(target, name, args)
 
-    def macro(self, target: Any, name: str, args: list[Any]) -> str:
-        var = _only(args[0], _WRAPPERS) if args else None
-        if var is None or var.data != "ident" or len(args) not in (2, 3) or (len(args) == 3 and name != "map"):
-            raise ExpressionError(f".{name}() takes a variable and an expression")
-        _, elem = _unwrap(self.type_of(target))
-        py = f"_m{len(self.bound)}_{var.children[0]}"
-        inner = _RecordTranslator(self.record, self.hints, {**self.bound, str(var.children[0]): (py, elem)},
-                                  self.consts)
-        seq = self.expr(target)
-        body = inner.expr(args[-1])
-        if name == "map":
-            cond = f" if ({inner.expr(args[1])})" if len(args) == 3 else ""
-            return f"[{body} for {py} in {seq}{cond}]"
-        if name == "filter":
-            return f"[{py} for {py} in {seq} if ({body})]"
-        if name == "exists_one":
-            return f"(sum(1 for {py} in {seq} if ({body})) == 1)"
-        return f"{name if name == 'all' else 'any'}(({body}) for {py} in {seq})"
+    def inner(self, var: str, py: str, target: Any) -> Translator:
+        _, elem = _unwrap(self.type_of(target))  # the macro's variable is typed: an item of the list
+        return _RecordTranslator(self.record, self.hints, {**self.bound, var: (py, elem)}, self.consts)
 
 
 class _Raw:

@@ -6,14 +6,16 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cache.records import RecordCache
-from config import GatewayConfig
 from connectors.base import Connector
 from connectors.identity import CompiledIdentity, compile_identity
 from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
+
+if TYPE_CHECKING:  # the configuration's model lives at the gateway's level: a type only
+    from config import GatewayConfig
 
 
 def flatten(results: list[list[Any]]) -> list[Any]:

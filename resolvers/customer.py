@@ -16,10 +16,6 @@ from connectors.identity import CompiledIdentity
 from resolvers.context import Context, KeySpec, flatten
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.futures import chain
-from schema.graph import record
-
-Identity = record("Identity")
-
 
 
 @dataclass(slots=True)
@@ -27,7 +23,7 @@ class CustomerData:
     """A golden customer as resolved at object level: its identities (each system's ids for it)."""
 
     id: str
-    identities: list[Identity]
+    identities: list[Any]  # the identity source's records: each with .system and .id
     # entity -> its records of this customer, or a future of them: every field fed by one entity
     # (a profile's name, emails, phones...) shares one load.
     memo: dict[str, Loaded] = field(default_factory=dict)

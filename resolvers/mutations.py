@@ -12,18 +12,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strawberry.types import Info
 
 from cache.tiers import cache_key
-from config import GatewayConfig
 from connectors.base import Connector
 from connectors.declaration import record_class
 from resolvers.audit import audited
 from resolvers.context import Context, KeySpec
 from resolvers.customer import CustomerData, keys_of, load_customers, records
 from resolvers.errors import BadUserInput
+
+if TYPE_CHECKING:  # the configuration's model lives at the gateway's level: a type only
+    from config import GatewayConfig
 
 Template = Callable[[Any], str]  # a message, from the input
 

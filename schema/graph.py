@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from connectors.declaration import use_records
 from connectors.identity import IdentityDecl
 from resolvers.rules import Insights, insights_model
 from schema.attached import AttachDecl, parse_target
@@ -176,6 +177,7 @@ def load_declarations(where: Path) -> Declarations:
 
 
 GRAPH = Graph(load_declarations(folder()))
+use_records(GRAPH.records)  # the connectors' entities name these
 ATTACHED = load_attached(folder())
 IDENTITY = load_identity(folder())
 INSIGHTS: Loaded = load_insights(folder())  # the roles, blockers and settings the insights read (schema/roles.py)
