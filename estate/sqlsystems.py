@@ -10,8 +10,20 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (Column, Date, DateTime, Float, Index, Integer, MetaData, SmallInteger, String, Table,
-                        UniqueConstraint, insert)
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+    insert,
+)
 from sqlalchemy.dialects.mysql import VARCHAR
 from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -23,7 +23,6 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
-    ValidationContext,
     ValidationRule,
     default_field_resolver,
     get_named_type,

@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 

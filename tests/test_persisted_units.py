@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from server.apq import NOT_FOUND, NOT_SUPPORTED, ApqError, ApqStore, sha256
 from server.app import build_schema
+from server.apq import NOT_FOUND, NOT_SUPPORTED, ApqError, ApqStore, sha256
 from server.operations import DENIED, OperationsError, Registry, allow_list, check_allowed
 from server.settings import ApqSettings, OperationsSettings, RoleSettings
 from tests.harness import ROOT
