@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -15,6 +16,7 @@ from connectors.actions import Action, Args
 from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
+from connectors.window import RecentCalls
 
 T = TypeVar("T")
 OVERLOADED = "bulkhead full"
@@ -215,6 +217,7 @@ class Connector:
         self.bulkhead = Bulkhead(config.concurrency, config.queue)
         self.circuit = CircuitBreaker(config.circuit_failures, config.circuit_reset_s)
         self.calls = self.keys = self.failures = 0  # since start, shown at /readyz
+        self.recent = RecentCalls()  # the last minutes, for the status page
         self.mappers: dict[str, Any] = {}  # each declared entity's compiled mapping (writes map answers too)
         self.entities: dict[str, Fetcher] = {name: self.declared(name, e) for name, e in config.entities.items()}
         self.actions: dict[str, Write] = {name: self.action(name, a) for name, a in config.actions.items()}
@@ -260,9 +263,11 @@ class Connector:
 
         One coroutine for all of it: every layer of coroutines is resumed on each wake-up of the call."""
         self.calls += 1
+        started = time.perf_counter()
         circuit = self.circuit
         if not circuit.allow():
             self.failures += 1
+            self.recent.record(None, CIRCUIT_OPEN)  # refused here: no latency to count
             raise self.error(CIRCUIT_OPEN, f"circuit open after repeated failures; retry in "
                                            f"{circuit.retry_in():.1f} s")
         budget = self.config.timeout_s
@@ -281,6 +286,7 @@ class Connector:
                 raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
         except SourceRejected:
             circuit.release()  # the source answered; the client's input was wrong: no verdict on the source
+            self.recent.record(time.perf_counter() - started)
             raise
         except SourceError as exc:
             self.failures += 1
@@ -288,11 +294,13 @@ class Connector:
                 circuit.release()  # our own queue was full: no verdict on the source
             else:
                 circuit.failure()
+            self.recent.record(time.perf_counter() - started, exc.code)
             raise
         except BaseException:
             circuit.release()
             raise
         circuit.success()
+        self.recent.record(time.perf_counter() - started)
         return result
 
     async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -1,11 +1,13 @@
-"""The ASGI app: /graphql, /healthz and GraphiQL's own static assets (no CDN)."""
+"""The ASGI app: /graphql, /healthz, /readyz, the live status page (/status) and GraphiQL's own static
+assets (no CDN)."""
 
 from __future__ import annotations
 
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.types import ExecutionContext
@@ -25,6 +27,7 @@ import connectors
 from config import GatewayConfig
 from connectors.base import SourceError
 from connectors.http import new_session
+from connectors.window import RecentCalls
 from resolvers import mutations
 from resolvers.context import Sources
 from resolvers.invalidate import invalidate
@@ -40,6 +43,7 @@ from server.policy import Policies
 from server.query_cache import QueryCache
 from server.runtime import tune_gc
 from server.settings import CorsSettings
+from server.status import WINDOW_S, snapshot
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -98,11 +102,30 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             await sources.close()
             await session.close()
 
+    recent = RecentCalls(WINDOW_S)  # the gateway's own requests, for the status page
+
+    async def recorded(answer: Awaitable[Response]) -> Response:
+        started = time.perf_counter()
+        response = await answer
+        recent.record(time.perf_counter() - started, None if response.status_code < 500 else str(response.status_code))
+        return response
+
     async def graphql_post(request: Request) -> Response:
-        return await holder["endpoint"].post(request)
+        return await recorded(holder["endpoint"].post(request))
 
     async def graphql_get(request: Request) -> Response:
-        return await holder["endpoint"].get(request)
+        if "text/html" in request.headers.get("accept", ""):
+            return await holder["endpoint"].get(request)  # GraphiQL's page: not a request to count
+        return await recorded(holder["endpoint"].get(request))
+
+    async def status_json(_request: Request) -> Response:
+        endpoint = holder.get("endpoint")
+        if endpoint is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse(snapshot(endpoint.sources.connectors, endpoint.sources.cache, recent))
+
+    async def status_page(_request: Request) -> Response:
+        return FileResponse(STATIC / "status" / "index.html")
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -144,6 +167,8 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/cache/invalidate", cache_invalidate, methods=["POST"]),
+        Route("/status", status_page, methods=["GET"]),
+        Route("/status.json", status_json, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(config.cors))
