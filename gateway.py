@@ -42,11 +42,22 @@ from server.app import build_schema, create_app  # noqa: E402
 from server.auth import issue  # noqa: E402
 from server.operations import Registry, allow_list  # noqa: E402
 from server.policy import Policies  # noqa: E402
+from telemetry.logs import LEVELS  # noqa: E402
+from telemetry.logs import configure as configure_logging  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
 DEMO_TOKEN_TTL_S = 12 * 3600
+
+
+def announce(cfg: gateway_config.GatewayConfig, config_path: str, host: str, port: int, workers: int = 1) -> None:
+    """Where the gateway listens and what it loaded, before it starts serving."""
+    files = sorted({gateway_config.display_path(Path(f)) for f in cfg.files.values() if f})
+    print(f"Customer Graph serving http://{host}:{port}/graphql ({workers} worker{'s' if workers > 1 else ''}); "
+          f"config {Path(config_path).resolve()}: {len(cfg.sources)} sources"
+          + (f" declared in {Path(files[0]).parent}/" if files else "")
+          + f", identity source {cfg.identity}; status http://{host}:{port}/status", flush=True)
 
 
 def run_server(cfg: gateway_config.GatewayConfig, host: str, port: int,
@@ -97,6 +108,7 @@ def demo(args: argparse.Namespace) -> None:
               f"-d '{{\"query\":\"{{ customer(id: \\\"C-000042\\\") {{ id identities {{ system id }} }} }}\"}}'\n"
               "Ctrl-C stops the gateway and the estate.", flush=True)
         headers = {"Authorization": f"Bearer {tokens[first]}"} if first else None
+        announce(cfg, args.config, args.host, args.port)
         run_server(cfg, args.host, args.port, headers)
     finally:
         proc.terminate()
@@ -321,11 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--data", default=str(HERE / "data"), help="folder for the estate's SQLite files")
     d.add_argument("--config", default=str(HERE / "gateway.yaml"))
     d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--log-level", choices=LEVELS, default="info", help="info logs a JSON line per request (default)")
     s = sub.add_parser("serve", help="the gateway alone, against the configured sources")
     s.add_argument("--config", default="gateway.yaml")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--workers", type=int, default=1, help="processes serving the port (default 1)")
+    s.add_argument("--log-level", choices=LEVELS, default="info", help="info logs a JSON line per request (default)")
     t = sub.add_parser("token", help="print a signed development token (HS256, the configured secret)")
     t.add_argument("--role", required=True)
     t.add_argument("--sub", default="developer", help="the token's subject (default: developer)")
@@ -338,7 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--ping", action="store_true", help="also call each source once: up or down, and how fast")
     c.add_argument("--timeout", type=float, default=3.0, help="seconds each ping may take (default 3)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd in ("serve", "demo"):
+        configure_logging(args.log_level)
+        os.environ["CUSTOMER_GRAPH_LOG_LEVEL"] = args.log_level  # for --workers' processes
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "schema":
         print(build_schema().as_str())
     elif args.cmd == "demo":
@@ -352,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.auth is None:
             raise SystemExit(f"config error: {args.config} has no auth section. Secure by default: configure "
                              "auth (see README, Security), or write `auth: {mode: none}` to trust every caller")
+        announce(cfg, args.config, args.host, args.port, args.workers)
         if args.workers > 1:
             run_workers(args.config, args.host, args.port, args.workers)
         else:

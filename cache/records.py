@@ -11,6 +11,7 @@ from typing import Any
 from cache.settings import CacheSettings
 from cache.tiers import Entry, Tiers, cache_key
 from connectors.base import SOURCE_TIMEOUT, Connector, SourceError
+from telemetry.request import count_hits
 
 
 def _settle(fut: asyncio.Future[Any], result: dict[str, Entry | BaseException] | None) -> None:
@@ -42,6 +43,7 @@ class RecordCache:
         if entry is not None and entry.fresh(time.time()):
             if count:
                 self.tiers.counts[source]["hits"] += 1
+                count_hits(1)
             return True, entry.value
         return False, None
 
@@ -60,6 +62,8 @@ class RecordCache:
             cached = await tiers.lookup(source, entity, keys)
         result: dict[str, Entry | BaseException] = {k: e for k, e in cached.items() if e.fresh(now)}
         counts["hits"] += len(result)
+        if result:
+            count_hits(len(result))
         misses = [k for k in keys if k not in result]
         counts["misses"] += len(misses)
         if misses:

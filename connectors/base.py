@@ -17,6 +17,7 @@ from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_cla
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 from connectors.window import RecentCalls
+from telemetry.request import called
 
 T = TypeVar("T")
 OVERLOADED = "bulkhead full"
@@ -263,6 +264,7 @@ class Connector:
 
         One coroutine for all of it: every layer of coroutines is resumed on each wake-up of the call."""
         self.calls += 1
+        called(self.name)
         started = time.perf_counter()
         circuit = self.circuit
         if not circuit.allow():

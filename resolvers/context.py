@@ -13,6 +13,7 @@ from connectors.base import Connector
 from connectors.identity import CompiledIdentity, compile_identity
 from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
+from telemetry.request import count_hits
 
 if TYPE_CHECKING:  # the configuration's model lives at the gateway's level: a type only
     from config import GatewayConfig
@@ -161,6 +162,7 @@ class Context:
         counts = cache.tiers.counts
         for connector, keys in pairs:
             counts[connector.name]["hits"] += len(keys)
+            count_hits(len(keys))
         return out
 
     def load_pairs(self, pairs: list[tuple[Connector, list[str]]], entity: str,

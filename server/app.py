@@ -38,12 +38,14 @@ from server.auth import Authenticator
 from server.errors import log_errors
 from server.execution import Executor
 from server.graphql_http import GraphQLEndpoint
+from server.observe import Observed
 from server.operations import allow_list
 from server.policy import Policies
 from server.query_cache import QueryCache
 from server.runtime import tune_gc
 from server.settings import CorsSettings
 from server.status import WINDOW_S, snapshot
+from telemetry.logs import enable_access_log
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -171,4 +173,5 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         Route("/status.json", status_json, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(config.cors))
+    enable_access_log()
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Observed), *cors_middleware(config.cors)])

@@ -23,6 +23,7 @@ from server.errors import format_error, is_request_error
 from server.limits import Disconnected, Limits, PayloadTooLarge, guarded, read_body
 from server.operations import Registry, check_allowed
 from server.policy import Policies
+from telemetry.request import current
 
 log = logging.getLogger(__name__)
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -69,6 +70,12 @@ def _media_type(request: Request) -> str | None:
 
 
 def _reply(payload: dict[str, Any], status: int, media: str) -> Response:
+    facts = current()
+    if facts is not None:
+        errors = payload.get("errors")
+        if errors:
+            facts.error_codes = [(e.get("extensions") or {}).get("code") or "INTERNAL_SERVER_ERROR" for e in errors]
+            facts.partial = payload.get("data") is not None
     return Response(orjson.dumps(payload), status_code=status, media_type=media)
 
 
@@ -142,11 +149,16 @@ class GraphQLEndpoint:
             request.state.principal = None
             return None
         try:
-            request.state.principal = await self.auth.authenticate(request.headers.get("authorization"))
+            principal = request.state.principal = await self.auth.authenticate(request.headers.get("authorization"))
         except AuthError as exc:
             payload = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
             headers = {"www-authenticate": 'Bearer realm="customer-graph"'} if exc.status == 401 else None
-            return Response(orjson.dumps(payload), status_code=exc.status, media_type=media, headers=headers)
+            response = _reply(payload, exc.status, media)
+            response.headers.update(headers or {})
+            return response
+        facts = current()
+        if facts is not None:
+            facts.subject, facts.role = principal.subject, principal.role
         return None
 
     async def persisted(self, request: Request, raw: Any, media: str) -> Response | None:
@@ -159,7 +171,9 @@ class GraphQLEndpoint:
         found = await self.apq.resolve(raw.get("query"), raw["extensions"], register=not restricted)
         if isinstance(found, ApqError):
             payload = {"errors": [{"message": found.message, "extensions": {"code": found.code}}]}
-            return Response(orjson.dumps(payload), status_code=found.status, media_type=media, headers=found.headers)
+            response = _reply(payload, found.status, media)
+            response.headers.update(found.headers or {})
+            return response
         if found is not None:
             raw["query"] = found
         return None

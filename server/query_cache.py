@@ -21,6 +21,7 @@ from strawberry.schema.schema import validate_document
 
 from resolvers.errors import ClientError
 from server.limits import Limits
+from telemetry.request import current
 
 MAXSIZE = 256  # bounded: a public endpoint must not let unique query texts grow memory
 _documents: OrderedDict[str, Any] = OrderedDict()
@@ -41,6 +42,18 @@ def _limits(ctx: Any) -> Limits | None:
     """The request's limits (the endpoint puts them on its context), when they are on."""
     limits = getattr(ctx.context, "limits", None)
     return limits if limits is not None and limits.enabled else None
+
+
+def _note_operation(document: Any, name: str | None) -> None:
+    """The request's operation name and type, for the access log, metrics and its span."""
+    facts = current()
+    if facts is None:
+        return
+    for d in document.definitions:
+        if isinstance(d, OperationDefinitionNode) and (name is None or (d.name and d.name.value == name)):
+            facts.operation_name = d.name.value if d.name else None
+            facts.operation_type = d.operation.value
+            return
 
 
 class QueryCache(SchemaExtension):
@@ -71,6 +84,7 @@ class QueryCache(SchemaExtension):
             raise GraphQLError("the document holds several operations: operationName is required",
                                original_error=OperationNameRequired("operationName is required"))
         ctx.graphql_document = document
+        _note_operation(document, getattr(ctx, "_provided_operation_name", None))
         yield
 
     def on_validate(self) -> Iterator[None]:
