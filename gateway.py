@@ -99,13 +99,15 @@ def demo(args: argparse.Namespace) -> None:
                 cfg.sources[name].url = f"http://127.0.0.1:{port}"
         tokens = demo_tokens(cfg)
         first = next(iter(tokens), "")
+        decl = cfg.sources[cfg.identity].identity
+        example = (decl.golden_id.example if decl is not None else None) or "..."  # the identity declaration's
         print(f"Customer Graph is up: open http://127.0.0.1:{args.port}/graphql (GraphiQL"
               + (f", signed in as {first}" if first else "") + "), "
-              "try C-000042.\n"
+              f"try {example}.\n"
               + "".join(f"  {role} token: {token}\n" for role, token in tokens.items())
               + f"  curl -s http://127.0.0.1:{args.port}/graphql -H 'content-type: application/json' "
               f"-H 'authorization: Bearer {tokens[list(tokens)[-1]] if tokens else ''}' "
-              f"-d '{{\"query\":\"{{ customer(id: \\\"C-000042\\\") {{ id identities {{ system id }} }} }}\"}}'\n"
+              f"-d '{{\"query\":\"{{ customer(id: \\\"{example}\\\") {{ id identities {{ system id }} }} }}\"}}'\n"
               "Ctrl-C stops the gateway and the estate.", flush=True)
         headers = {"Authorization": f"Bearer {tokens[first]}"} if first else None
         announce(cfg, args.config, args.host, args.port)

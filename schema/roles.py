@@ -136,7 +136,7 @@ class Language(Reads):
 
 
 class Setting(_Model):
-    type: str = Field(description="a GraphQL type reference: a scalar or a declared enum (Int!, TicketPriority!)")
+    type: str = Field(description="a GraphQL type reference: a scalar or a declared enum (Int!, Severity!)")
     default: Any = None
     min: float | None = None
     max: float | None = None
@@ -192,7 +192,7 @@ class InsightsDecl(_Model):
     def _kinds(cls, v: dict[str, BlockerDecl]) -> dict[str, BlockerDecl]:
         for kind in v:
             if not _KIND.match(kind):
-                raise ValueError(f"{kind!r}: a kind is an enum value name in capitals (OPEN_TICKET)")
+                raise ValueError(f"{kind!r}: a kind is an enum value name in capitals (OPEN_CASE)")
         return v
 
 
