@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from connectors.base import Connector, Probe
-from connectors.resilience import CLOSED
+from connectors.resilience import CLOSED, OPEN
 
 log = logging.getLogger("customer_graph")
 STALE_PROBES = 3  # ready only while the latest answer is younger than this many intervals (plus a timeout)
@@ -57,14 +57,15 @@ class Readiness:
         if self.last_ok_at is None:
             tail = f" (last probe: {self.last_failure})" if self.last_failure else ""
             return f"{name} has not answered since start{tail}"
+        circuit = self.connector.circuit
+        if circuit.state != CLOSED:  # clients' calls are refused (or one is on trial), whatever the probe saw
+            return f"{name} circuit is {circuit.state}" + (
+                f", next trial in {circuit.retry_in():.1f} s" if circuit.state == OPEN else "")
         if not self.latest_ok:
             return f"{name} did not answer its last probe: {self.last_failure}"
         age = self.clock() - self.last_ok_at
         if age > STALE_PROBES * self.interval_s + self.timeout_s:
             return f"{name} last answered {age:.0f} s ago (no probe since)"
-        state = self.connector.circuit.state
-        if state != CLOSED:
-            return f"{name} circuit is {state}"
         return None
 
     def status(self) -> dict[str, Any]:

@@ -96,9 +96,17 @@ def test_an_open_or_half_open_circuit_is_not_ready(state: str) -> None:
     conn = source([], clock)
     ready = Readiness(conn, interval_s=2.0, clock=clock)
     ready.note(OK)
-    conn.circuit.state = state
-    assert ready.reason() == f"identity source 'crosswalk' circuit is {state}"
+    conn.circuit.failure()
+    conn.circuit.failure()  # the clients' calls open it
+    if state == "half_open":
+        clock.now += 5
+        assert conn.circuit.allow()  # a client's trial call is in flight
+    assert ready.reason() == "identity source 'crosswalk' circuit is " + (
+        "open, next trial in 5.0 s" if state == "open" else "half_open")
+    ready.note(DOWN)
+    assert "circuit is" in str(ready.reason())  # the circuit says it first
     conn.circuit.success()
+    ready.note(OK)
     assert ready.reason() is None
 
 
