@@ -341,17 +341,16 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--data", default=str(HERE / "data"), help="folder for the estate's SQLite files")
     d.add_argument("--config", default=str(HERE / "gateway.yaml"))
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--log-level", choices=LEVELS, default="info", help="info logs a JSON line per request (default)")
-    d.add_argument("--ping-timeout", type=float, default=START_PING_S,
-                   help=f"seconds the start-up check of every source may take (default {START_PING_S:g}; 0 skips it)")
     s = sub.add_parser("serve", help="the gateway alone, against the configured sources")
     s.add_argument("--config", default="gateway.yaml")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--workers", type=int, default=1, help="processes serving the port (default 1)")
-    s.add_argument("--log-level", choices=LEVELS, default="info", help="info logs a JSON line per request (default)")
-    s.add_argument("--ping-timeout", type=float, default=START_PING_S,
-                   help=f"seconds the start-up check of every source may take (default {START_PING_S:g}; 0 skips it)")
+    for serving in (d, s):
+        serving.add_argument("--log-level", choices=LEVELS, default="info",
+                             help="info logs a JSON line per request (default)")
+        serving.add_argument("--ping-timeout", type=float, default=START_PING_S, help="seconds the start-up check "
+                             f"of every source may take (default {START_PING_S:g}; 0 skips it)")
     t = sub.add_parser("token", help="print a signed development token (HS256, the configured secret)")
     t.add_argument("--role", required=True)
     t.add_argument("--sub", default="developer", help="the token's subject (default: developer)")

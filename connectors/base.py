@@ -374,8 +374,10 @@ class Connector:
         finally:
             if trial and not judged:
                 circuit.release()
+            elif trial and up:
+                circuit.success()
             elif trial:
-                circuit.success() if up else circuit.failure()
+                circuit.failure()
         return Probe(up, (time.perf_counter() - started) * 1000, detail)
 
     def status(self) -> dict[str, Any]:
