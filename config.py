@@ -62,6 +62,7 @@ class GatewaySection(BaseModel):
     identity: str = ""
     max_ids: int = Field(100, ge=1, le=10_000)
     request_timeout_s: float = Field(5.0, gt=0)  # every source call of one request ends by then
+    ready_probe_s: float = Field(2.0, gt=0, le=300)  # how often /readyz's probe asks the identity source
     naive: bool = False  # benchmark baseline only: no DataLoaders (one source call per key), no cache
     sources: str = ""  # a folder of declaration files, one per system, relative to the config file
 
@@ -74,6 +75,7 @@ class GatewayConfig(BaseModel):
     identity: str = ""
     max_ids: int = 100
     request_timeout_s: float = 5.0
+    ready_probe_s: float = 2.0
     naive: bool = False
     sources: dict[str, SourceConfig] = {}
     cache: CacheSettings = CacheSettings()

@@ -1,7 +1,7 @@
 """Customer Graph: one live GraphQL view of each customer over many source systems.
 
   python gateway.py demo [--port 8000] [--port-base 9100] [--customers N]
-  python gateway.py serve --config gateway.yaml [--port 8000] [--workers 1]
+  python gateway.py serve --config gateway.yaml [--port 8000] [--workers 1] [--log-level info] [--ping-timeout 2]
   python gateway.py token --role ROLE [--sub SUBJECT] [--ttl SECONDS] [--config FILE]
   python gateway.py schema [--config gateway.yaml]
   python gateway.py check [--config gateway.yaml] [--ping] [--timeout 3]
@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -33,7 +32,7 @@ if __name__ == "__main__":  # the types are built from the config's sources fold
 
 import config as gateway_config  # noqa: E402
 import connectors  # noqa: E402
-from connectors.base import SourceError, SourceRejected  # noqa: E402
+from connectors.base import Probe  # noqa: E402
 from connectors.declaration import record_class  # noqa: E402
 from connectors.mapping import compile_mapping  # noqa: E402
 from resolvers import mutations  # noqa: E402
@@ -49,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 
 
 DEMO_TOKEN_TTL_S = 12 * 3600
+START_PING_S = 2.0  # the start-up check of every source: serving waits at most this long for it
 
 
 def announce(cfg: gateway_config.GatewayConfig, config_path: str, host: str, port: int, workers: int = 1) -> None:
@@ -111,6 +111,7 @@ def demo(args: argparse.Namespace) -> None:
               "Ctrl-C stops the gateway and the estate.", flush=True)
         headers = {"Authorization": f"Bearer {tokens[first]}"} if first else None
         announce(cfg, args.config, args.host, args.port)
+        start_up_check(cfg, args.ping_timeout)
         run_server(cfg, args.host, args.port, headers)
     finally:
         proc.terminate()
@@ -261,9 +262,8 @@ def check(args: argparse.Namespace) -> None:
     if args.ping:
         results = asyncio.run(ping(cfg, args.timeout))
         print(f"\nping (one call per source, timeout {args.timeout:g} s):")
-        print(_table(("source", "status", "latency", "detail"), [
-            (n, "up" if up else "DOWN", f"{ms:.1f} ms", detail) for n, (up, ms, detail) in sorted(results.items())]))
-        down = sorted(n for n, (up, _, _) in results.items() if not up)
+        print(ping_table(results))
+        down = sorted(n for n, p in results.items() if not p.up)
         if down:
             raise SystemExit(f"{len(down)} of {len(results)} sources down: {', '.join(down)}")
         print(f"all {len(results)} sources up")
@@ -282,40 +282,48 @@ def _feeds(cfg: gateway_config.GatewayConfig) -> dict[str, str]:
     return out
 
 
-PING_KEY = "customer-graph-ping-0"  # a key no system knows: "not found" still proves the source answers
-
-
-async def ping(cfg: gateway_config.GatewayConfig, timeout_s: float) -> dict[str, tuple[bool, float, str]]:
-    """Each source asked once for one of its entities, concurrently: (up, milliseconds, detail)."""
+async def ping(cfg: gateway_config.GatewayConfig, timeout_s: float) -> dict[str, Probe]:
+    """Each source asked once for one of its entities, concurrently, on connectors of its own (no retries)."""
     configs = {n: s.model_copy(update={"timeout_s": min(s.timeout_s, timeout_s), "retries": 0})
                for n, s in cfg.sources.items()}
     missing = {n: f"no such database file {db}" for n, s in configs.items()
                if s.kind == "sql" and (db := _sqlite_file(s.dsn)) and not Path(db).exists()}
     async with aiohttp.ClientSession() as session:
         built = connectors.build({n: s for n, s in configs.items() if n not in missing}, session)
-
-        async def one(name: str) -> tuple[bool, float, str]:
-            conn = built[name]
-            entity = next(iter(conn.entities))
-            start = time.perf_counter()
-            try:
-                found = await conn.fetch(entity, [PING_KEY])
-                detail = f"{entity}: {'found' if found else 'not found'}"
-                up = True
-            except SourceRejected as exc:
-                up, detail = True, f"{entity}: answered, refused the key ({exc.code})"
-            except SourceError as exc:
-                up, detail = False, f"{exc.code}: {str(exc).removeprefix(f'{name}: ')}"
-            return up, (time.perf_counter() - start) * 1000, detail
-
         try:
-            answers = await asyncio.gather(*(one(n) for n in built))
+            answers = await asyncio.gather(*(conn.probe(timeout_s) for conn in built.values()))
         finally:
             for conn in built.values():
                 await conn.close()
-    out = {n: (False, 0.0, f"SOURCE_UNAVAILABLE: {why}") for n, why in missing.items()}
+    out = {n: Probe(False, 0.0, f"SOURCE_UNAVAILABLE: {why}") for n, why in missing.items()}
     out.update(zip(built, answers))
     return out
+
+
+def ping_table(results: dict[str, Probe]) -> str:
+    return _table(("source", "status", "latency", "detail"), [
+        (n, "up" if p.up else "DOWN", f"{p.ms:.1f} ms", p.detail) for n, p in sorted(results.items())])
+
+
+def start_up_check(cfg: gateway_config.GatewayConfig, timeout_s: float) -> None:
+    """Every source asked once before serving (as `check --ping` does), its table printed. Serving starts
+    whatever it says: a source down only fails the fields it feeds, and readiness waits for the identity
+    source by itself. Bounded by `timeout_s`, as the sources are asked all at once."""
+    if timeout_s <= 0:
+        return
+    results = asyncio.run(ping(cfg, timeout_s))
+    down = sorted(n for n, p in results.items() if not p.up)
+    others = [n for n in down if n != cfg.identity]
+    lines = [f"sources at start (one call each, timeout {timeout_s:g} s):", ping_table(results)]
+    if others:
+        lines.append(f"{len(others)} of {len(results)} sources down: {', '.join(others)}; starting anyway, the "
+                     "fields they feed give errors beside the rest (partial results) until they answer")
+    if cfg.identity in down:
+        lines.append(f"the identity source {cfg.identity} is down: starting anyway, not ready (/readyz 503) "
+                     "until it answers")
+    if not down:
+        lines.append(f"all {len(results)} sources up")
+    print("\n".join(lines), flush=True)
 
 
 def _sqlite_file(dsn: str) -> str:
@@ -335,13 +343,16 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--data", default=str(HERE / "data"), help="folder for the estate's SQLite files")
     d.add_argument("--config", default=str(HERE / "gateway.yaml"))
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--log-level", choices=LEVELS, default="info", help="info logs a JSON line per request (default)")
     s = sub.add_parser("serve", help="the gateway alone, against the configured sources")
     s.add_argument("--config", default="gateway.yaml")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--workers", type=int, default=1, help="processes serving the port (default 1)")
-    s.add_argument("--log-level", choices=LEVELS, default="info", help="info logs a JSON line per request (default)")
+    for serving in (d, s):
+        serving.add_argument("--log-level", choices=LEVELS, default="info",
+                             help="info logs a JSON line per request (default)")
+        serving.add_argument("--ping-timeout", type=float, default=START_PING_S, help="seconds the start-up check "
+                             f"of every source may take (default {START_PING_S:g}; 0 skips it)")
     t = sub.add_parser("token", help="print a signed development token (HS256, the configured secret)")
     t.add_argument("--role", required=True)
     t.add_argument("--sub", default="developer", help="the token's subject (default: developer)")
@@ -373,6 +384,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"config error: {args.config} has no auth section. Secure by default: configure "
                              "auth (see README, Security), or write `auth: {mode: none}` to trust every caller")
         announce(cfg, args.config, args.host, args.port, args.workers)
+        start_up_check(cfg, args.ping_timeout)
         if args.workers > 1:
             run_workers(args.config, args.host, args.port, args.workers)
         else:

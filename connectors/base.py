@@ -8,14 +8,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.actions import Action, Args
 from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
 from connectors.identity import IdentityDecl, compile_identity
-from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
+from connectors.resilience import CLOSED, OPEN, Bulkhead, BulkheadFull, CircuitBreaker
 from connectors.window import RecentCalls
 from telemetry.request import called
 
@@ -27,6 +27,7 @@ SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
 SOURCE_TIMEOUT = "SOURCE_TIMEOUT"
 SOURCE_BAD_RESPONSE = "SOURCE_BAD_RESPONSE"
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
+PING_KEY = "customer-graph-ping-0"  # a key no system knows: "not found" still proves the source answers
 
 
 class SourceError(Exception):
@@ -203,6 +204,14 @@ class SourceConfig(BaseModel):
             compile_identity(self.identity, self.options)
         return self
 
+class Probe(NamedTuple):
+    """One probe's verdict: did the source answer, how fast, and what it said (safe to print)."""
+
+    up: bool
+    ms: float
+    detail: str
+
+
 # An entity's fetcher: given the connector and many keys, the records found, by key.
 Fetcher = Callable[[Any, list[str]], Awaitable[dict[str, Any]]]
 # An action's run: given its arguments (connectors/actions.py), what the source answered.
@@ -326,6 +335,50 @@ class Connector:
                 bulkhead.leave()
             attempt += 1
             await asyncio.sleep(random.uniform(0, self.config.retry_backoff_ms / 1000 * 2 ** (attempt - 1)))
+
+    async def probe(self, timeout_s: float) -> Probe:
+        """Ask the source's first entity for PING_KEY once, within `timeout_s` (and the source's own timeout).
+
+        For `check --ping`, the start-up table and readiness, so not client traffic: it is not in the calls,
+        keys and latency window the status page and /readyz show, nor in any request's facts. A probe never
+        opens a closed circuit (the clients' calls judge a source); while the circuit is open it is the trial
+        call once `circuit_reset_s` has passed, so its answer closes or re-opens the circuit even when no
+        client calls (a gateway kept out of a load balancer for being unready still recovers)."""
+        if not self.entities:
+            return Probe(True, 0.0, "declares no entity to ask")
+        entity = next(iter(self.entities))
+        circuit = self.circuit
+        trial = circuit.state != CLOSED
+        if trial and not circuit.allow():
+            why = f"next trial in {circuit.retry_in():.1f} s" if circuit.state == OPEN else "a trial call in flight"
+            return Probe(False, 0.0, f"{CIRCUIT_OPEN}: circuit {circuit.state}, {why}")
+        started = time.perf_counter()
+        budget = min(timeout_s, self.config.timeout_s)
+        up, judged = False, True  # judged: the outcome is a verdict on the source, for its circuit
+        try:
+            async with asyncio.timeout(budget):
+                found = await self.entities[entity](self, [PING_KEY])
+            up, detail = True, f"{entity}: {'found' if found else 'not found'}"
+        except SourceRejected as exc:
+            up, judged, detail = True, False, f"{entity}: answered, refused the key ({exc.code})"
+        except SourceError as exc:
+            judged = exc.detail != OVERLOADED  # our own queue was full: no verdict on the source
+            detail = f"{exc.code}: {str(exc).removeprefix(f'{self.name}: ')}"
+        except TimeoutError:
+            detail = f"{SOURCE_TIMEOUT}: no answer within {budget:.2g} s"
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            detail = f"{SOURCE_BAD_RESPONSE}: unexpected response"
+        except BaseException:
+            judged = False
+            raise
+        finally:
+            if trial and not judged:
+                circuit.release()
+            elif trial and up:
+                circuit.success()
+            elif trial:
+                circuit.failure()
+        return Probe(up, (time.perf_counter() - started) * 1000, detail)
 
     def status(self) -> dict[str, Any]:
         return {"kind": self.config.kind, "circuit": self.circuit.state, "circuit_opened": self.circuit.opens,

@@ -42,6 +42,7 @@ from server.observe import Observed
 from server.operations import allow_list
 from server.policy import Policies
 from server.query_cache import QueryCache
+from server.readiness import Readiness
 from server.runtime import tune_gc
 from server.settings import CorsSettings
 from server.status import WINDOW_S, snapshot
@@ -96,10 +97,13 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             raise
         holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
                                              registry=registry)
+        readiness = holder["readiness"] = Readiness(sources.connectors[config.identity], config.ready_probe_s)
+        readiness.start()
         tune_gc()  # once everything long-lived exists
         try:
             yield
         finally:
+            await readiness.stop()
             await apq.close()
             await sources.close()
             await session.close()
@@ -133,16 +137,16 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        """Each source's circuit and counters; 503 while no customer can be resolved at all."""
-        endpoint = holder.get("endpoint")
-        if endpoint is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
+        """Ready while the identity source answers its background probe (server/readiness.py); each
+        source's circuit and counters besides."""
+        endpoint, readiness = holder.get("endpoint"), holder.get("readiness")
+        if endpoint is None or readiness is None:
+            return JSONResponse({"status": "starting", "reason": "the gateway is starting"}, status_code=503)
         sources = endpoint.sources.connectors
-        identity = sources[config.identity]
-        ready = identity.circuit.state != "open"
+        reason = readiness.reason()
+        ready = reason is None
         cache = endpoint.sources.cache
-        body = {"status": "ready" if ready else "unavailable",
-                "reason": None if ready else f"identity source {config.identity!r} circuit is open",
+        body = {"status": "ready" if ready else "unavailable", "reason": reason, "identity": readiness.status(),
                 "sources": {n: c.status() for n, c in sources.items()},
                 "cache": cache.tiers.status() if cache is not None else None}
         return JSONResponse(body, status_code=200 if ready else 503)

@@ -33,8 +33,9 @@ def configure(level: str = "info") -> None:
 
 def access_line(facts: RequestFacts) -> dict[str, object]:
     """What the access log says of one request."""
+    now = time.time()  # one reading: the milliseconds belong to the same second
     line: dict[str, object] = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
         "request_id": facts.request_id, "method": facts.method, "path": facts.path, "status": facts.status,
         "duration_ms": round(facts.duration_s * 1000, 2), "operation_name": facts.operation_name,
         "operation_type": facts.operation_type, "outcome": facts.outcome, "error_codes": facts.error_codes,

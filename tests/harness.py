@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -193,20 +193,21 @@ class Gateway:
         self.proc.wait(15)
 
 
-def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway", workers: int = 1) -> Gateway:
+def start_gateway(config: dict[str, Any], workdir: Path, name: str = "gateway", workers: int = 1,
+                  args: Sequence[str] = ()) -> Gateway:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    return serve_file(path, workdir, name, workers, tokens=tokens_for(config))
+    return serve_file(path, workdir, name, workers, tokens=tokens_for(config), args=args)
 
 
 def serve_file(path: Path, workdir: Path, name: str = "gateway", workers: int = 1, env: dict[str, str] | None = None,
-               tokens: dict[str, str] | None = None) -> Gateway:
-    """`gateway.py serve --config path` (its types built from the file's sources folder), with `env` added to
-    the environment; `tokens` (role -> bearer token) for Gateway.post."""
+               tokens: dict[str, str] | None = None, args: Sequence[str] = ()) -> Gateway:
+    """`gateway.py serve --config path` (its types built from the file's sources folder) and `args`, with `env`
+    added to the environment; `tokens` (role -> bearer token) for Gateway.post."""
     port = free_port_base(1) + 1
     log = workdir / f"{name}.log"
     proc = subprocess.Popen([sys.executable, "gateway.py", "serve", "--config", str(path), "--port", str(port),
-                             "--workers", str(workers)],
+                             "--workers", str(workers), *args],
                             cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     _wait_http(f"http://127.0.0.1:{port}/healthz", proc, "gateway")

@@ -71,6 +71,13 @@ def test_demo_command_starts_estate_and_gateway(tmp_path: Path) -> None:
         # The demo signs an agent and a point-of-sale token and shows a curl line using one.
         tokens = dict(line.strip().split(" token: ") for line in lines[2:4])
         assert set(tokens) == {"agent", "pos"} and f"Bearer {tokens['pos']}" in lines[4], lines
+        while not lines[-1].startswith("all ") and lines[-1] and len(lines) < 40:  # to the start-up table's end
+            lines.append(proc.stdout.readline())
+        text = "".join(lines)
+        assert f"serving http://127.0.0.1:{port}/graphql" in text and f"config {ROOT / 'gateway.yaml'}" in text
+        table = text[text.index("sources at start"):]
+        assert all(re.search(rf"^  {s} +up ", table, re.M) for s in ("crosswalk", "crm", "billing")), table
+        assert lines[-1] == "all 12 sources up\n", lines
         status, body = _post_when_up(port, tokens["agent"],
                                      '{ customer(id: "C-000042") { id loyalty { tier } identities { system } } }')
         answer = json.loads(body)
