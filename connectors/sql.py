@@ -9,9 +9,11 @@ every key in one transaction, or an insert that adds a row only if it is new.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -29,6 +31,16 @@ Recipe = list[int | str]
 Rows = Sequence[Mapping[str, Any]]
 
 
+def existing_sqlite(dsn: str) -> str:
+    """A SQLite file DSN opened read-write without creating the file: a source's database that is missing is
+    a source that is down, not a new empty database (which would answer "no such table" and linger on disk
+    after the real file arrives)."""
+    m = re.fullmatch(r"(sqlite(?:\+\w+)?:///)([^?]+)", dsn)
+    if m is None or m.group(2) == ":memory:" or m.group(2).startswith("file:"):
+        return dsn
+    return f"{m.group(1)}file:{quote(m.group(2), safe='/')}?mode=rw&uri=true"
+
+
 class SqlConnector(Connector):
     def __init__(self, config: SourceConfig) -> None:
         super().__init__(config)
@@ -36,7 +48,7 @@ class SqlConnector(Connector):
         pool: dict[str, Any] = {"pool_size": config.concurrency, "max_overflow": 2}
         if not config.dsn.startswith("sqlite"):
             pool["pool_pre_ping"] = True
-        self.engine: AsyncEngine = create_async_engine(config.dsn, **pool)
+        self.engine: AsyncEngine = create_async_engine(existing_sqlite(config.dsn), **pool)
         self.driver = driver_for(self.engine.dialect.driver)  # None: reads go through SQLAlchemy's execute
         # Reads keep their connections: checking one out of the pool and back (a rollback) cost ~0.2 ms a
         # query, a third of it (measured against a held connection, aiosqlite).
