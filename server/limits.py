@@ -18,7 +18,8 @@ The cost model: each object a field resolves counts 1; a list counts its `first`
 default when absent, the parent's `first` for a connection's `edges`/`nodes`) or `list_size_estimate`.
 `cost` is the largest estimate for one item of one root field (one customer's view), and `customers`
 counts the items across every root field and alias: `customer(id:)` 1, `customers(ids:)` len(ids),
-a subgraph's `_entities(representations:)` len(representations), `findCustomers` gateway.max_ids. Together they bound a request to customers x cost objects.
+a subgraph's `_entities(representations:)` len(representations), `findCustomers` gateway.max_ids.
+Together they bound a request to customers x cost objects.
 """
 
 from __future__ import annotations

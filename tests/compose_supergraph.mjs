@@ -11,7 +11,8 @@ const { composeServices, compositionHasErrors } = require("@theguild/federation-
 
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
-const services = JSON.parse(input).map(({ name, sdl }) => ({ name, typeDefs: parse(sdl), url: `http://${name}.invalid/graphql` }));
+const services = JSON.parse(input).map(({ name, sdl }) => (
+  { name, typeDefs: parse(sdl), url: `http://${name}.invalid/graphql` }));
 const result = composeServices(services);
 process.stdout.write(JSON.stringify(compositionHasErrors(result)
   ? { errors: result.errors.map((e) => e.message) }

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from graphql import parse
 
+import config as gateway_settings
 from estate.generate import golden_id
 from server.app import build_schema
 from server.limits import Limits
@@ -84,6 +85,17 @@ def test_the_subgraph_sdl_is_the_plain_sdl_plus_federation_and_nothing_else() ->
     for a in added:
         rest = rest.replace(a, "")
     assert rest.split() == plain.split()  # every other type, field and description as in the plain schema
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"enabled": "maybe"}, "federation.enabled: Input should be a valid boolean"),
+    ({"enable": True}, "federation.enable: unknown key"),
+])
+def test_a_bad_federation_section_is_one_clear_line(section: dict[str, Any], message: str) -> None:
+    raw = gateway_settings.inline(ROOT / "gateway.yaml")
+    raw["federation"] = section
+    with pytest.raises(gateway_settings.ConfigError, match=message):
+        gateway_settings.parse(raw)
 
 
 def test_limits_count_representations_as_customers() -> None:
