@@ -3,7 +3,7 @@
   python gateway.py demo [--port 8000] [--port-base 9100] [--customers N]
   python gateway.py serve --config gateway.yaml [--port 8000] [--workers 1] [--log-level info] [--ping-timeout 2]
   python gateway.py token --role ROLE [--sub SUBJECT] [--ttl SECONDS] [--config FILE]
-  python gateway.py schema [--config gateway.yaml]
+  python gateway.py schema [--config gateway.yaml] [--federation]
   python gateway.py check [--config gateway.yaml] [--ping] [--timeout 3]
 """
 
@@ -358,8 +358,11 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--sub", default="developer", help="the token's subject (default: developer)")
     t.add_argument("--ttl", type=int, default=0, help="seconds it is valid (default: auth.default_ttl_s)")
     t.add_argument("--config", default=str(HERE / "gateway.yaml"))
-    sub.add_parser("schema", help="print the GraphQL SDL").add_argument(
-        "--config", default=str(HERE / "gateway.yaml"), help="its sources folder's declarations (default: sources/)")
+    sc = sub.add_parser("schema", help="print the GraphQL SDL")
+    sc.add_argument("--config", default=str(HERE / "gateway.yaml"), help="its sources folder's declarations "
+                    "(default: sources/)")
+    sc.add_argument("--federation", action="store_true", help="the Apollo Federation v2 subgraph SDL (what "
+                    "_service { sdl } answers with federation.enabled)")
     c = sub.add_parser("check", help="validate the configuration and print its sources, Customer fields and roles")
     c.add_argument("--config", default=str(HERE / "gateway.yaml"))
     c.add_argument("--ping", action="store_true", help="also call each source once: up or down, and how fast")
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "schema":
-        print(build_schema().as_str())
+        print(build_schema(federation=args.federation).as_str())
     elif args.cmd == "demo":
         demo(args)
     elif args.cmd == "token":

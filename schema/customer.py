@@ -7,11 +7,15 @@ level; plus what the framework composes across them: the timeline, crossSell, va
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from strawberry import Parent
+from strawberry.federation.schema_directives import Key
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
@@ -60,6 +64,8 @@ def _customer_type() -> Any:
     if clash:
         raise ValueError(f"graph: Customer.{clash[0]} is the framework's own field")
     body.update(CUSTOMER_FIELDS)
+    # What the resolvers return for a Customer; graphql-core asks when one comes through a union (_entities).
+    body["is_type_of"] = classmethod(lambda _cls, obj, _info: isinstance(obj, CustomerData))
     body.update({n: f for n, f in vars(Composed).items() if isinstance(f, StrawberryField)
                  and (n != "best_agent" or AgentMatch is not None)})  # no team declared: no bestAgent
     cls = type("Customer", (), body)
@@ -68,3 +74,18 @@ def _customer_type() -> Any:
 
 
 Customer = _customer_type()
+KEY = Key(fields="id", resolvable=strawberry.UNSET)  # Apollo Federation: a supergraph finds a Customer by its golden id
+
+
+@contextlib.contextmanager
+def keyed() -> Iterator[Any]:
+    """Customer as a federation entity, `@key(fields: "id")`, while a subgraph schema is built
+    (server/federation.py); yields its definition so keyed. Outside, it carries no directive: the plain
+    schema and its SDL stay as they are."""
+    definition = Customer.__strawberry_definition__
+    before = definition.directives
+    definition.directives = [*before, KEY]
+    try:
+        yield copy.copy(definition)
+    finally:
+        definition.directives = before

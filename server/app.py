@@ -4,6 +4,7 @@ assets (no CDN)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import logging
 import time
@@ -37,6 +38,7 @@ from server.apq import ApqStore
 from server.auth import Authenticator
 from server.errors import log_errors
 from server.execution import Executor
+from server.federation import SubgraphSchema
 from server.graphql_http import GraphQLEndpoint
 from server.observe import Observed
 from server.operations import allow_list
@@ -51,16 +53,26 @@ from telemetry.logs import enable_access_log
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-class GatewaySchema(strawberry.Schema):
+class Logged:
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         log_errors(errors)  # one line per source failure instead of strawberry's full traceback
 
 
-def build_schema(extensions: Sequence[Any] = ()) -> strawberry.Schema:
+class GatewaySchema(Logged, strawberry.Schema):
+    pass
+
+
+class GatewaySubgraph(Logged, SubgraphSchema):
+    pass
+
+
+def build_schema(extensions: Sequence[Any] = (), federation: bool = False) -> strawberry.Schema:
+    """The gateway's schema; with `federation`, as an Apollo Federation v2 subgraph (server/federation.py)."""
     # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
     # Plain leaf fields take a one-step path (server/execution.py).
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache, *extensions],
-                         execution_context_class=Executor)
+    kind = GatewaySubgraph if federation else GatewaySchema
+    return kind(query=Query, mutation=Mutation, extensions=[QueryCache, *extensions],
+                execution_context_class=Executor)
 
 
 def cors_middleware(cors: CorsSettings) -> list[Middleware]:
@@ -80,8 +92,9 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         logging.getLogger("customer_graph").warning(
             "auth mode none: every caller is trusted with everything; do not expose this gateway")
     mutations.check(PLANS, config)  # each declared mutation's action suits it (gateway.py check says it in one line)
-    schema = build_schema()
-    policies = Policies(schema, config.roles, build_schema)
+    federation = config.federation.enabled
+    schema = build_schema(federation=federation)
+    policies = Policies(schema, config.roles, functools.partial(build_schema, federation=federation))
     registry = allow_list(config.operations, config.roles, schema._schema)  # a broken document stops the start
     apq = ApqStore(config.apq, config.cache.redis_url, config.cache.namespace, fixed=registry.by_hash)
     holder: dict[str, Any] = {}

@@ -18,7 +18,8 @@ The cost model: each object a field resolves counts 1; a list counts its `first`
 default when absent, the parent's `first` for a connection's `edges`/`nodes`) or `list_size_estimate`.
 `cost` is the largest estimate for one item of one root field (one customer's view), and `customers`
 counts the items across every root field and alias: `customer(id:)` 1, `customers(ids:)` len(ids),
-`findCustomers` gateway.max_ids. Together they bound a request to customers x cost objects.
+a subgraph's `_entities(representations:)` len(representations), `findCustomers` gateway.max_ids.
+Together they bound a request to customers x cost objects.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ _TOKEN = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n\r]|\\.)*"|\.\.\.
                     r"|[_A-Za-z][_0-9A-Za-z]*|-?[0-9][0-9.eE+-]*")
 MAXSIZE = 256  # shapes kept, like server/query_cache.py's documents
 CONNECTION_LISTS = frozenset(("edges", "nodes"))
+# Root fields taking a list of customers, and its argument: one customer an item.
+ID_LISTS = {"customers": "ids", "_entities": "representations"}
 
 # An estimate: an int, or a function of the request's variables (only when a variable feeds it).
 Expr = int | Callable[[dict[str, Any]], int]
@@ -130,7 +133,7 @@ class Shape:
     depth: int = 0
     aliases: int = 0
     customers: int = 0  # static part
-    id_lists: tuple[tuple[str, Any], ...] = ()  # (variable, default) feeding customers(ids:)
+    id_lists: tuple[tuple[str, Any], ...] = ()  # (variable, default) feeding customers(ids:) or _entities
     cost: Expr = 0
     errors: list[GraphQLError] = field(default_factory=list)  # literal Int arguments out of range
     int_vars: tuple[tuple[str, Any, Any, str, int, int], ...] = ()  # (variable, default, type, coordinate, lo, hi)
@@ -412,8 +415,8 @@ class Limits:
         """The static part of the customers this root field touches; a variable list of ids noted."""
         if name == "findCustomers":
             return self.max_ids
-        if name == "customers":
-            ids = next((a.value for a in node.arguments or () if a.name.value == "ids"), None)
+        if name in ID_LISTS:
+            ids = next((a.value for a in node.arguments or () if a.name.value == ID_LISTS[name]), None)
             if isinstance(ids, VariableNode):
                 id_lists.append((ids.name.value, walk.defaults.get(ids.name.value)))
                 return 0

@@ -78,6 +78,11 @@ MASKS: dict[str, Mask] = {"email": mask_email, "phone": mask_phone, "initials": 
                           "contact": mask_contact, "drop": lambda _: None}
 
 
+# A subgraph's own type (server/federation.py): `_service { sdl }` is the schema, governed by a role's
+# `introspection` like __schema, not by its `read` patterns (Query._entities and Query._service are).
+FEDERATION = frozenset(("_Service",))
+
+
 def _matches(patterns: list[str], type_name: str, field_name: str) -> bool:
     coordinate = f"{type_name}.{field_name}"
     return any(fnmatch.fnmatchcase(coordinate, p) for p in patterns if "." in p or p == "*")
@@ -147,7 +152,7 @@ def restrict(schema: GraphQLSchema, role: str, policy: RoleSettings) -> None:
     """Rewrite a freshly built schema (this role's own) in place."""
     mutation_type = schema.mutation_type
     for type_name, gtype in schema.type_map.items():
-        if type_name.startswith("__") or not isinstance(gtype, GraphQLObjectType):
+        if type_name.startswith("__") or type_name in FEDERATION or not isinstance(gtype, GraphQLObjectType):
             continue
         for name, field in gtype.fields.items():
             coordinate = f"{type_name}.{name}"
@@ -165,10 +170,11 @@ def restrict(schema: GraphQLSchema, role: str, policy: RoleSettings) -> None:
 
 
 class NoIntrospection(ValidationRule):
-    """__schema and __type refused for roles without introspection (__typename stays allowed)."""
+    """__schema, __type and a subgraph's _service (its SDL) refused for roles without introspection
+    (__typename stays allowed)."""
 
     def enter_field(self, node: FieldNode, *_args: Any) -> None:
-        if node.name.value in ("__schema", "__type"):
+        if node.name.value in ("__schema", "__type", "_service"):
             self.report_error(GraphQLError("introspection is not allowed for this role", node,
                                            extensions={"code": "FORBIDDEN"}))
 

@@ -94,3 +94,10 @@ class CorsSettings(Section):
     allow_headers: list[str] = ["authorization", "content-type"]
     allow_credentials: bool = False
     max_age_s: int = Field(600, ge=0)
+
+
+class FederationSettings(Section):
+    """Serving as an Apollo Federation v2 subgraph: `_service { sdl }`, `_entities` and `Customer @key(fields: "id")`.
+    Off by default, so the public schema gains nothing a client did not ask for."""
+
+    enabled: bool = False
