@@ -283,7 +283,7 @@ class Connector:
             self.failures += 1
             self.recent.record(None, CIRCUIT_OPEN)  # refused here: no latency to count
             if metrics is not None:
-                metrics.end(metrics.start(keys), None, CIRCUIT_OPEN)
+                metrics.refused(keys, CIRCUIT_OPEN)
             raise self.error(CIRCUIT_OPEN, f"circuit open after repeated failures; retry in "
                                            f"{circuit.retry_in():.1f} s")
         token = metrics.start(keys) if metrics is not None else None

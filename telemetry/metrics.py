@@ -172,22 +172,33 @@ class SourceCalls:
 
     def start(self, keys: int = 0) -> Token[SourceCalls | None]:
         """A call begins (with `keys` keys for a read); until `end`, retries in this task count here."""
+        self._count(keys)
+        return _calling.set(self)
+
+    def refused(self, keys: int, code: str) -> None:
+        """A call refused before it went out (an open circuit): an error, and no duration."""
+        self._count(keys)
+        self._error(code)
+
+    def _count(self, keys: int) -> None:
         self.calls.inc()
         if self.keys is not None:
             self.keys.observe(keys)
-        return _calling.set(self)
 
     def end(self, token: Token[SourceCalls | None] | None, seconds: float | None, code: str | None = None) -> None:
-        """The call ended after `seconds` (None: refused before it went out), failing with `code` or not."""
+        """The call ended after `seconds` (None: cancelled, no verdict), failing with `code` or not."""
         if token is not None:
             _calling.reset(token)
         if seconds is not None:
             self.seconds.observe(seconds)
         if code is not None:
-            errors = self.errors.get(code)
-            if errors is None:
-                errors = self.errors[code] = SOURCE_ERRORS.labels(*self.labels, code)
-            errors.inc()
+            self._error(code)
+
+    def _error(self, code: str) -> None:
+        errors = self.errors.get(code)
+        if errors is None:
+            errors = self.errors[code] = SOURCE_ERRORS.labels(*self.labels, code)
+        errors.inc()
 
 
 def retried() -> None:

@@ -5,8 +5,12 @@ metrics it reads are its own."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -320,3 +324,31 @@ def test_metrics_off_registers_no_request_sink() -> None:
     assert any(isinstance(s, RequestMetrics) for s in _sinks)
     metrics.count_requests(None)
     assert not any(isinstance(s, RequestMetrics) for s in _sinks)
+
+
+def test_the_workers_directory_is_fresh_and_removed_or_an_operators_emptied(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    with metrics.multiprocess_dir() as made:
+        assert os.environ[metrics.MULTIPROC_ENV] == str(made) and made.is_dir() and not list(made.iterdir())
+        (made / "counter_1.db").write_bytes(b"x")
+    assert not made.exists() and metrics.MULTIPROC_ENV not in os.environ
+    given = tmp_path / "prom"
+    given.mkdir()
+    (given / "counter_99.db").write_bytes(b"left by an earlier run")
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(given))
+    with metrics.multiprocess_dir() as used:
+        assert used == given and not list(given.glob("*.db"))
+        (given / "counter_2.db").write_bytes(b"x")
+    assert given.is_dir() and not list(given.glob("*.db")) and os.environ[metrics.MULTIPROC_ENV] == str(given)
+
+
+def test_a_dead_workers_live_gauges_leave_the_sums(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid in (gone.pid, os.getpid()):
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+        (tmp_path / f"counter_{pid}.db").write_bytes(b"")
+    metrics._forget_dead(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"counter_{gone.pid}.db", f"counter_{os.getpid()}.db", f"gauge_livesum_{os.getpid()}.db"])
