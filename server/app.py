@@ -97,9 +97,7 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             raise
         holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
                                              registry=registry)
-        refresh = holder["metrics"] = Refresh(sources) if config.metrics.enabled else None
-        if refresh is not None:
-            refresh.start()
+        refresh = holder["metrics"] = Refresh.start(sources) if config.metrics.enabled else None
         tune_gc()  # once everything long-lived exists
         try:
             yield

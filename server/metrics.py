@@ -53,8 +53,6 @@ class Refresh:
         self.sources = sources
         self.mirrors: dict[tuple[Counter, tuple[str, ...]], Mirror] = {}
         self._task: asyncio.Task[None] | None = None
-        for connector in sources.connectors.values():
-            connector.instrument()
 
     def _mirror(self, counter: Counter, *labels: str) -> Mirror:
         key = (counter, labels)
@@ -85,11 +83,17 @@ class Refresh:
             self._mirror(CACHE_EVICTIONS, "l1", source).update(n)
         metrics.cache_size("l1", len(tiers.l1), tiers.l1.bytes)
 
-    def start(self) -> None:
-        """With several workers, keep this worker's share current between scrapes."""
-        self()
+    @classmethod
+    def start(cls, sources: Sources) -> Refresh:
+        """The sources' calls counted from now on, their state copied in (with several workers, every
+        REFRESH_S too, to keep this worker's share current between scrapes)."""
+        for connector in sources.connectors.values():
+            connector.instrument()
+        refresh = cls(sources)
+        refresh()
         if metrics.MULTIPROCESS:
-            self._task = asyncio.get_running_loop().create_task(self._every(REFRESH_S))
+            refresh._task = asyncio.get_running_loop().create_task(refresh._every(REFRESH_S))
+        return refresh
 
     async def _every(self, seconds: float) -> None:
         while True:
