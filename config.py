@@ -39,6 +39,7 @@ from server.settings import (
     FederationSettings,
     GraphiqlSettings,
     LimitSettings,
+    MetricsSettings,
     OperationsSettings,
     RoleSettings,
 )
@@ -89,12 +90,14 @@ class GatewayConfig(BaseModel):
     cors: CorsSettings = CorsSettings()
     graphiql: GraphiqlSettings = GraphiqlSettings()
     federation: FederationSettings = FederationSettings()
+    metrics: MetricsSettings = MetricsSettings()
     files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
                                         "operations": OperationsSettings, "cors": CorsSettings,
-                                        "graphiql": GraphiqlSettings, "federation": FederationSettings}
+                                        "graphiql": GraphiqlSettings, "federation": FederationSettings,
+                                        "metrics": MetricsSettings}
 TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 
@@ -292,7 +295,7 @@ def _sources(raw: dict[str, Any], folder: str, base: Path | None, origin: str) -
 
 
 def _serving(raw: dict[str, Any], origin: str) -> dict[str, Any]:
-    """The auth, roles, limits, apq, operations and cors sections."""
+    """The auth, roles, limits, apq, operations, cors, graphiql and metrics sections."""
     out = {name: _model(cls, origin, [name], raw.get(name)) for name, cls in SECTIONS.items() if name in raw}
     roles = raw.get("roles") or {}
     if not isinstance(roles, dict):

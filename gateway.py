@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ from server.operations import Registry, allow_list  # noqa: E402
 from server.policy import Policies  # noqa: E402
 from telemetry.logs import LEVELS  # noqa: E402
 from telemetry.logs import configure as configure_logging  # noqa: E402
+from telemetry.metrics import MULTIPROCESS as metrics_multiprocess  # noqa: E402
+from telemetry.metrics import multiprocess_dir  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,16 +65,21 @@ def announce(cfg: gateway_config.GatewayConfig, config_path: str, host: str, por
 
 def run_server(cfg: gateway_config.GatewayConfig, host: str, port: int,
                graphiql_headers: dict[str, str] | None = None) -> None:
-    uvicorn.run(create_app(cfg, graphiql_headers), host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
-                access_log=False)
+    # One process needs no shared directory, unless the operator set PROMETHEUS_MULTIPROC_DIR anyway.
+    with multiprocess_dir() if cfg.metrics.enabled and metrics_multiprocess else contextlib.nullcontext():
+        uvicorn.run(create_app(cfg, graphiql_headers), host=host, port=port, loop="uvloop", http="httptools",
+                    log_level="warning", access_log=False)
 
 
-def run_workers(config_path: str, host: str, port: int, workers: int) -> None:
+def run_workers(config_path: str, host: str, port: int, workers: int, metrics: bool = True) -> None:
     """Several processes on one port; each builds the app from the config file (and has its own
-    in-process cache tier: configure Redis to share one)."""
+    in-process cache tier: configure Redis to share one). With metrics on, the workers share their values
+    through a directory made for this run (prometheus-client's multiprocess mode), so that any worker's
+    /metrics counts them all."""
     os.environ["CUSTOMER_GRAPH_CONFIG"] = str(Path(config_path).resolve())
-    uvicorn.run("server.factory:app", factory=True, host=host, port=port, workers=workers, loop="uvloop",
-                http="httptools", log_level="warning", access_log=False)
+    with multiprocess_dir() if metrics else contextlib.nullcontext():
+        uvicorn.run("server.factory:app", factory=True, host=host, port=port, workers=workers, loop="uvloop",
+                    http="httptools", log_level="warning", access_log=False)
 
 
 def start_estate(port_base: int, customers: int, data: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
@@ -389,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
         announce(cfg, args.config, args.host, args.port, args.workers)
         start_up_check(cfg, args.ping_timeout)
         if args.workers > 1:
-            run_workers(args.config, args.host, args.port, args.workers)
+            run_workers(args.config, args.host, args.port, args.workers, cfg.metrics.enabled)
         else:
             run_server(cfg, args.host, args.port)
 

@@ -139,7 +139,9 @@ class Tiers:
         self.clock = clock
         self.l1 = BoundedMemoryCache(settings.max_entries, settings.max_bytes, Sizer())
         self.l2: RedisCache | None = _redis(settings.redis_url, settings.namespace) if settings.redis_url else None
-        self.counts: dict[str, Counter[str]] = defaultdict(Counter)  # per source: hits, misses, stale, ...
+        # Per source, in records: hits and misses (fresh in either tier or not), stale (served stale-if-error),
+        # l2_lookups (asked of Redis) and l2_hits (fresh there); the in-process tier's follow from them.
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
         self.me = uuid.uuid4().hex  # to ignore our own invalidation messages
         self.channel = f"{settings.namespace}:invalidate"
         self._listener: asyncio.Task[None] | None = None
@@ -182,10 +184,13 @@ class Tiers:
                 self._redis_failed("reading", exc)
                 remote = [None] * len(missing)
             now = time.time()
+            counts = self.counts[source]
+            counts["l2_lookups"] += len(missing)
             for k, e in zip(missing, remote):
                 if e is not None:
                     found[k] = e
-                    self.counts[source]["l2_hits"] += 1
+                    if e.fresh(now):
+                        counts["l2_hits"] += 1  # a stale one is a miss (the source is asked) kept for stale-if-error
                     ttl = max(0.001, e.fresh_s + self.settings.stale_grace_s - e.age(now))
                     self.l1.put_many([(cache_key(source, entity, k), e)], ttl)
         return found

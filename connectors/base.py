@@ -17,6 +17,7 @@ from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_cla
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import CLOSED, OPEN, Bulkhead, BulkheadFull, CircuitBreaker
 from connectors.window import RecentCalls
+from telemetry.metrics import SourceCalls, retried
 from telemetry.request import called
 
 T = TypeVar("T")
@@ -231,6 +232,14 @@ class Connector:
         self.mappers: dict[str, Any] = {}  # each declared entity's compiled mapping (writes map answers too)
         self.entities: dict[str, Fetcher] = {name: self.declared(name, e) for name, e in config.entities.items()}
         self.actions: dict[str, Write] = {name: self.action(name, a) for name, a in config.actions.items()}
+        # Per-call metrics by entity and by action; empty (and no work per call) until `instrument`.
+        self.read_metrics: dict[str, SourceCalls] = {}
+        self.write_metrics: dict[str, SourceCalls] = {}
+
+    def instrument(self) -> None:
+        """Count this source's calls in the Prometheus metrics (telemetry/metrics.py)."""
+        self.read_metrics = {name: SourceCalls(self.name, name, "read") for name in self.entities}
+        self.write_metrics = {name: SourceCalls(self.name, name, "write") for name in self.actions}
 
     def declared(self, name: str, e: Entity) -> Fetcher:
         """The fetch of one declared entity, compiled once (each kind's connector knows how)."""
@@ -259,17 +268,20 @@ class Connector:
         """Records for `keys` (missing keys absent), within the source's timeout and the request's
         deadline (a loop time), through the circuit breaker."""
         self.keys += len(keys)
-        return await self.protected(lambda: self.entities[entity](self, keys), deadline)
+        return await self.protected(lambda: self.entities[entity](self, keys), deadline,
+                                    self.read_metrics.get(entity), len(keys))
 
     async def write(self, action: str, args: Args, deadline: float | None = None) -> Any:
         """A declared write (its `actions:`), under the same protections as a read."""
         actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
-        return await self.protected(lambda: actions[action](args), deadline)
+        return await self.protected(lambda: actions[action](args), deadline, self.write_metrics.get(action))
 
-    async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
-        """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors.
+    async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None,
+                        metrics: SourceCalls | None = None, keys: int = 0) -> T:
+        """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors;
+        counted in `metrics` (its entity's or action's, when instrumented).
 
         One coroutine for all of it: every layer of coroutines is resumed on each wake-up of the call."""
         self.calls += 1
@@ -279,8 +291,11 @@ class Connector:
         if not circuit.allow():
             self.failures += 1
             self.recent.record(None, CIRCUIT_OPEN)  # refused here: no latency to count
+            if metrics is not None:
+                metrics.refused(keys, CIRCUIT_OPEN)
             raise self.error(CIRCUIT_OPEN, f"circuit open after repeated failures; retry in "
                                            f"{circuit.retry_in():.1f} s")
+        token = metrics.start(keys) if metrics is not None else None
         budget = self.config.timeout_s
         if deadline is not None:
             budget = min(budget, deadline - asyncio.get_running_loop().time())
@@ -297,7 +312,10 @@ class Connector:
                 raise self.error(SOURCE_BAD_RESPONSE, "unexpected response", repr(exc)) from exc
         except SourceRejected:
             circuit.release()  # the source answered; the client's input was wrong: no verdict on the source
-            self.recent.record(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.recent.record(elapsed)
+            if metrics is not None:
+                metrics.end(token, elapsed)
             raise
         except SourceError as exc:
             self.failures += 1
@@ -305,13 +323,21 @@ class Connector:
                 circuit.release()  # our own queue was full: no verdict on the source
             else:
                 circuit.failure()
-            self.recent.record(time.perf_counter() - started, exc.code)
+            elapsed = time.perf_counter() - started
+            self.recent.record(elapsed, exc.code)
+            if metrics is not None:
+                metrics.end(token, elapsed, exc.code)
             raise
         except BaseException:
             circuit.release()
+            if metrics is not None:
+                metrics.end(token, None)  # cancelled: no verdict, no duration
             raise
         circuit.success()
-        self.recent.record(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.recent.record(elapsed)
+        if metrics is not None:
+            metrics.end(token, elapsed)
         return result
 
     async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -331,6 +357,7 @@ class Connector:
             except SourceError as exc:
                 if not exc.retryable or attempt >= self.config.retries:
                     raise
+                retried()  # counted on the call's entity (telemetry/metrics.py), when instrumented
             finally:
                 bulkhead.leave()
             attempt += 1

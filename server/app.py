@@ -1,5 +1,5 @@
-"""The ASGI app: /graphql, /healthz, /readyz, the live status page (/status) and GraphiQL's own static
-assets (no CDN)."""
+"""The ASGI app: /graphql, /healthz, /readyz, /metrics (Prometheus), the live status page (/status) and
+GraphiQL's own static assets (no CDN)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from server.errors import log_errors
 from server.execution import Executor
 from server.federation import SubgraphSchema
 from server.graphql_http import GraphQLEndpoint
+from server.metrics import Refresh, count_requests, scrape
 from server.observe import Observed
 from server.operations import allow_list
 from server.policy import Policies
@@ -112,11 +113,14 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
                                              registry=registry)
         readiness = holder["readiness"] = Readiness(sources.connectors[config.identity], config.ready_probe_s)
         readiness.start()
+        refresh = holder["metrics"] = Refresh.start(sources) if config.metrics.enabled else None
         tune_gc()  # once everything long-lived exists
         try:
             yield
         finally:
             await readiness.stop()
+            if refresh is not None:
+                await refresh.stop()
             await apq.close()
             await sources.close()
             await session.close()
@@ -164,6 +168,10 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
                 "cache": cache.tiers.status() if cache is not None else None}
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus' scrape: no token (like /readyz), so for an operator network only."""
+        return await scrape(request, holder.get("metrics"))
+
     async def cache_invalidate(request: Request) -> Response:
         token = config.cache.admin_token
         if not token:
@@ -190,5 +198,8 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         Route("/status.json", status_json, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    if config.metrics.enabled:
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     enable_access_log()
+    count_requests(config.metrics, registry)
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Observed), *cors_middleware(config.cors)])

@@ -31,9 +31,15 @@ HOW_TO = ("send 'Authorization: Bearer <JWT>' with a role in its roles claim; "
 class AuthError(Exception):
     """The caller is not authenticated (401) or not allowed at all (403)."""
 
-    def __init__(self, message: str, code: str = "UNAUTHENTICATED", status: int = 401) -> None:
+    def __init__(self, message: str, reason: str, code: str = "UNAUTHENTICATED", status: int = 401) -> None:
         super().__init__(message)
+        self.reason = reason  # one of REASONS, for the metrics (the message is for the client)
         self.code, self.status = code, status
+
+
+# Why a caller was refused, as a bounded metrics label (telemetry/metrics.py).
+REASONS = ("missing", "malformed", "bad_algorithm", "unknown_key", "bad_signature", "expired", "not_yet_valid",
+           "wrong_audience", "wrong_issuer", "missing_claim", "unknown_role", "not_registered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,7 @@ class Jwks:
             return next(iter(self.keys.values()))
         found = self.keys.get(kid or "")
         if found is None:
-            raise AuthError(f"the token's signing key {kid!r} is not in the identity provider's key set")
+            raise AuthError(f"the token's signing key {kid!r} is not in the identity provider's key set", "unknown_key")
         return found
 
     async def _refresh(self) -> None:
@@ -102,20 +108,20 @@ class Authenticator:
         if not authorization:
             if self.anonymous is not None:
                 return self.anonymous
-            raise AuthError(f"authentication required: {HOW_TO}")
+            raise AuthError(f"authentication required: {HOW_TO}", "missing")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise AuthError(f"the Authorization header must be 'Bearer <JWT>': {HOW_TO}")
+            raise AuthError(f"the Authorization header must be 'Bearer <JWT>': {HOW_TO}", "malformed")
         hit = self._verified.get(token)
         if hit is not None:
             principal, nbf, exp = hit
             now, leeway = self.clock(), self.settings.leeway_s
             if now > exp + leeway:
                 del self._verified[token]
-                raise AuthError("the token has expired; get a new one")
+                raise AuthError("the token has expired; get a new one", "expired")
             if now < nbf - leeway:
-                raise AuthError("the token is not valid yet")
+                raise AuthError("the token is not valid yet", "not_yet_valid")
             return principal
         claims = await self._verify(token)
         principal = self._principal(claims)
@@ -128,36 +134,38 @@ class Authenticator:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise AuthError(f"the bearer token is not a JWT: {HOW_TO}") from None
+            raise AuthError(f"the bearer token is not a JWT: {HOW_TO}", "malformed") from None
         alg = header.get("alg")
         if alg not in self.settings.algorithms:
-            raise AuthError(f"token algorithm {alg!r} is not accepted (accepted: {', '.join(self.settings.algorithms)})")
+            accepted = ", ".join(self.settings.algorithms)
+            raise AuthError(f"token algorithm {alg!r} is not accepted (accepted: {accepted})", "bad_algorithm")
         key: Any
         if alg == "HS256":
             if not self.settings.hs256_secret:
-                raise AuthError("HS256 tokens are not accepted here (no secret configured)")
+                raise AuthError("HS256 tokens are not accepted here (no secret configured)", "bad_algorithm")
             key = self.settings.hs256_secret
         elif self.jwks is not None:
             key = await self.jwks.key(header.get("kid"))
         else:
-            raise AuthError(f"{alg} tokens need a jwks_url in the gateway's auth settings")
+            raise AuthError(f"{alg} tokens need a jwks_url in the gateway's auth settings", "bad_algorithm")
         s = self.settings
         try:
             return jwt.decode(token, key, algorithms=[alg], leeway=s.leeway_s, issuer=s.issuer or None,
                               audience=s.audience or None,
                               options={"require": ["exp"], "verify_aud": bool(s.audience)})
         except jwt.ExpiredSignatureError:
-            raise AuthError("the token has expired; get a new one") from None
+            raise AuthError("the token has expired; get a new one", "expired") from None
         except jwt.ImmatureSignatureError:
-            raise AuthError("the token is not valid yet") from None
+            raise AuthError("the token is not valid yet", "not_yet_valid") from None
         except jwt.InvalidAudienceError:
-            raise AuthError(f"the token is not for this gateway (audience must be {s.audience!r})") from None
+            raise AuthError(f"the token is not for this gateway (audience must be {s.audience!r})",
+                            "wrong_audience") from None
         except jwt.InvalidIssuerError:
-            raise AuthError(f"the token was not issued by {s.issuer!r}") from None
+            raise AuthError(f"the token was not issued by {s.issuer!r}", "wrong_issuer") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(f"the token lacks the {exc.claim!r} claim") from None
+            raise AuthError(f"the token lacks the {exc.claim!r} claim", "missing_claim") from None
         except jwt.PyJWTError:
-            raise AuthError("the token's signature does not verify") from None
+            raise AuthError("the token's signature does not verify", "bad_signature") from None
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         """The first role the token names that this gateway knows."""
@@ -167,7 +175,7 @@ class Authenticator:
             if policy is not None:
                 return Principal(str(claims.get("sub") or ""), role, policy)
         raise AuthError(f"the token grants no role this gateway knows (known: {', '.join(sorted(self.roles))})",
-                        code="FORBIDDEN", status=403)
+                        "unknown_role", code="FORBIDDEN", status=403)
 
 
 def _names(value: Any) -> list[str]:

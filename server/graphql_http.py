@@ -20,7 +20,7 @@ from resolvers.context import Context, Sources
 from server.apq import ApqError, ApqStore
 from server.auth import Authenticator, AuthError, Principal
 from server.errors import format_error, is_request_error
-from server.limits import Disconnected, Limits, PayloadTooLarge, guarded, read_body
+from server.limits import Disconnected, Limits, PayloadTooLarge, guarded, read_body, refused_by
 from server.operations import Registry, check_allowed
 from server.policy import Policies
 from telemetry.request import current
@@ -79,11 +79,20 @@ def _reply(payload: dict[str, Any], status: int, media: str) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=media)
 
 
+def _refused(auth_failure: str | None = None, limit: str | None = None) -> None:
+    """Why the request was refused, for the metrics: an authentication reason or the limit."""
+    facts = current()
+    if facts is not None:
+        facts.auth_failure = auth_failure or facts.auth_failure
+        facts.limit = limit or facts.limit
+
+
 def _bad_request(message: str, media: str, status: int = 400) -> Response:
     return _reply({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}, status, media)
 
 
 def _too_large(cap: int, media: str, status: int = 413) -> Response:
+    _refused(limit="max_body_bytes")
     return _reply({"errors": [{"message": f"the request is larger than {cap} bytes",
                                "extensions": {"code": "PAYLOAD_TOO_LARGE",
                                               "limit": {"name": "max_body_bytes", "value": cap}}}]}, status, media)
@@ -92,6 +101,7 @@ def _too_large(cap: int, media: str, status: int = 413) -> Response:
 def _too_slow(deadline_s: float, media: str) -> Response:
     """The deadline passed and the work was cancelled: 504 with graphql-response+json, 200 with the
     legacy type (which answers 200 to every well-formed request); no partial data either way."""
+    _refused(limit="request_deadline_s")
     return _reply({"errors": [{"message": f"the request did not finish within {deadline_s:g} s; its work was cancelled",
                                "extensions": {"code": "DEADLINE_EXCEEDED",
                                               "limit": {"name": "request_deadline_s", "value": deadline_s}}}]},
@@ -151,6 +161,7 @@ class GraphQLEndpoint:
         try:
             principal = request.state.principal = await self.auth.authenticate(request.headers.get("authorization"))
         except AuthError as exc:
+            _refused(auth_failure=exc.reason)
             payload = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
             headers = {"www-authenticate": 'Bearer realm="customer-graph"'} if exc.status == 401 else None
             response = _reply(payload, exc.status, media)
@@ -186,6 +197,7 @@ class GraphQLEndpoint:
         if principal is not None and principal.policy.operations == "registered":
             denied = check_allowed(principal.policy, self.registry, query)
             if denied is not None:  # an authorization decision, like 401/403 from auth: 403 for either media type
+                _refused(auth_failure="not_registered")
                 return _reply({"errors": [{"message": denied, "extensions": {"code": "FORBIDDEN"}}]}, 403, media)
         schema = self.schema if principal is None or self.policies is None else self.policies.schema(principal.role)
         limits = self.limits
@@ -210,6 +222,8 @@ class GraphQLEndpoint:
             return Response(status_code=499)  # nobody reads it: the client has gone, its work is cancelled
         payload: dict[str, Any] = {}
         errors = result.errors or []
+        if errors:
+            _refused(limit=refused_by(errors))
         request_error = result.data is None and errors and all(is_request_error(e) for e in errors)
         if not request_error:
             payload["data"] = result.data

@@ -289,6 +289,18 @@ class _Walk:
                     self.root_fields(parent, self.fragments[sel.name.value].selection_set, out)
 
 
+def refused_by(errors: list[GraphQLError]) -> str | None:
+    """The limit that refused a request, from its errors, as the metrics name it: the setting (max_depth,
+    max_cost, ...) or int_range; None when no limit did."""
+    for error in errors:
+        original = error.original_error
+        if isinstance(original, LimitExceeded):
+            return str(original.extensions["limit"]["name"])
+        if isinstance(original, ArgumentOutOfRange):
+            return "int_range"
+    return None
+
+
 def out_of_range(coord: str, n: int, lo: int, hi: int, variable: str | None = None) -> ArgumentOutOfRange:
     what = f"variable ${variable} (argument {coord})" if variable else f"argument {coord}"
     return ArgumentOutOfRange(f"{what} must lie within [{lo}, {hi}], got {n}", coord, lo, hi)

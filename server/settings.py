@@ -1,4 +1,4 @@
-"""The serving sections of gateway.yaml: auth, roles, limits, apq, operations and cors (pydantic v2).
+"""The serving sections of gateway.yaml: auth, roles, limits, apq, operations, cors and metrics (pydantic v2).
 
 Each model refuses unknown keys and out-of-range values with the key path in the message, so a typo
 in a security setting is an error at start, never a silently open door.
@@ -101,3 +101,11 @@ class FederationSettings(Section):
     Off by default, so the public schema gains nothing a client did not ask for."""
 
     enabled: bool = False
+
+
+class MetricsSettings(Section):
+    """Prometheus metrics at GET /metrics (telemetry/metrics.py). Like /readyz it needs no token: serve it on
+    an operator network only. Off: no /metrics route and no metric work per request or source call."""
+
+    enabled: bool = True
+    max_operation_names: int = Field(50, ge=0, le=1000)  # client-chosen names kept as labels; later ones "(other)"

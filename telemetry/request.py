@@ -35,6 +35,8 @@ class RequestFacts:
     role: str | None = None
     cache_hits: int = 0  # records answered from the cache
     sources: set[str] = field(default_factory=set)  # sources this request called (cache misses that went out)
+    auth_failure: str | None = None  # why authentication or authorization refused it (a bounded reason)
+    limit: str | None = None  # the operation limit that refused it (its setting's name, or int_range)
 
     partial: bool = False  # the answer carried data beside its errors
 
