@@ -39,7 +39,8 @@ def access_line(facts: RequestFacts) -> dict[str, object]:
         "request_id": facts.request_id, "method": facts.method, "path": facts.path, "status": facts.status,
         "duration_ms": round(facts.duration_s * 1000, 2), "operation_name": facts.operation_name,
         "operation_type": facts.operation_type, "outcome": facts.outcome, "error_codes": facts.error_codes,
-        "subject": facts.subject, "role": facts.role, "cache_hits": facts.cache_hits,
+        "subject": facts.subject, "role": facts.role, "refused_by": facts.auth_failure or facts.limit,
+        "cache_hits": facts.cache_hits,
         "sources": sorted(facts.sources)}
     return line
 

@@ -101,6 +101,7 @@ def test_a_refused_request_logs_its_status_and_code_without_a_caller(gw: Gateway
     assert status == 401 and line["status"] == 401 and line["outcome"] == "rejected"
     assert line["error_codes"] == [e["extensions"]["code"] for e in answer["errors"]] == ["UNAUTHENTICATED"]
     assert (line["subject"], line["role"], line["sources"]) == (None, None, [])
+    assert line["refused_by"] == "missing"  # the bounded reason the metrics count too
 
 
 def test_an_invalid_mutation_logs_its_type_and_the_validation_codes(gw: Gateway) -> None:
