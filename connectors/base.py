@@ -17,6 +17,7 @@ from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_cla
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import Bulkhead, BulkheadFull, CircuitBreaker
 from connectors.window import RecentCalls
+from telemetry import tracing
 from telemetry.request import called
 
 T = TypeVar("T")
@@ -250,6 +251,8 @@ class Connector:
         """Records for `keys` (missing keys absent), within the source's timeout and the request's
         deadline (a loop time), through the circuit breaker."""
         self.keys += len(keys)
+        if tracing.ENABLED:
+            return await self.traced("fetch", entity, len(keys), lambda: self.entities[entity](self, keys), deadline)
         return await self.protected(lambda: self.entities[entity](self, keys), deadline)
 
     async def write(self, action: str, args: Args, deadline: float | None = None) -> Any:
@@ -257,7 +260,17 @@ class Connector:
         actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
+        if tracing.ENABLED:
+            return await self.traced("write", action, 1, lambda: actions[action](args), deadline)
         return await self.protected(lambda: actions[action](args), deadline)
+
+    async def traced(self, verb: str, entity: str, keys: int, op: Callable[[], Awaitable[T]],
+                     deadline: float | None) -> T:
+        """`protected`, in a span of its own: failed with the error's code when the call fails."""
+        attributes = {"customer_graph.source": self.name, "customer_graph.entity": entity,
+                      "customer_graph.keys": keys, "customer_graph.retries": 0}
+        with tracing.span(f"{verb} {self.name}.{entity}", attributes, tracing.SpanKind.CLIENT):
+            return await self.protected(op, deadline)
 
     async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         """`op` through the circuit breaker, within the timeout, its failures mapped to SourceErrors.
@@ -322,6 +335,8 @@ class Connector:
             except SourceError as exc:
                 if not exc.retryable or attempt >= self.config.retries:
                     raise
+                if tracing.ENABLED:
+                    tracing.retried(exc.code)
             finally:
                 bulkhead.leave()
             attempt += 1

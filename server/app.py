@@ -45,6 +45,7 @@ from server.query_cache import QueryCache
 from server.runtime import tune_gc
 from server.settings import CorsSettings
 from server.status import WINDOW_S, snapshot
+from telemetry import tracing
 from telemetry.logs import enable_access_log
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -94,6 +95,8 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         except BaseException:
             await session.close()
             raise
+        if tracing.start():  # in the serving process: after uvicorn forks its workers
+            logging.getLogger("customer_graph").info("tracing on: spans exported over OTLP/HTTP")
         holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
                                              registry=registry)
         tune_gc()  # once everything long-lived exists
@@ -103,6 +106,7 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             await apq.close()
             await sources.close()
             await session.close()
+            tracing.stop()  # flushes the spans still batched
 
     recent = RecentCalls(WINDOW_S)  # the gateway's own requests, for the status page
 
