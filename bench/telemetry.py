@@ -111,13 +111,16 @@ def refresh(run: Running, work: Work) -> None:
     asyncio.run(_refresh(run.gw.url + "/graphql", work.payloads, {**run.gw.auth(), **run.setup.headers}))
 
 
-def one_round(measure: str, order: list[Running], work: Work) -> None:
+def one_round(measure: str, order: list[Running], work: Work, receiver: Receiver) -> int:
     """Each gateway's CPU over the whole round, its chunks alternating with the others', up to the exporter's
     last batch: an exporter works in a thread after the requests, maybe while another setup is measured.
-    An idle gateway's CPU is nil, so that counts only what each one did for its own requests."""
+    An idle gateway's CPU is nil, so that counts only what each one did for its own requests. Returns the
+    spans received meanwhile."""
     if measure.startswith("warm"):
         for run in order:
             refresh(run, work)  # the round's chunks end well within the shortest TTL (15 s)
+        time.sleep(FLUSH_S)  # the refresh's spans sent before the round is measured
+    spans = receiver.count
     before = [cpu_s(run.gw.proc.pid) for run in order]
     sent = [0] * len(order)
     for c in range(work.args.chunks):
@@ -127,6 +130,7 @@ def one_round(measure: str, order: list[Running], work: Work) -> None:
     for i, run in enumerate(order):
         run.ms.setdefault(measure, []).append((cpu_s(run.gw.proc.pid) - before[i]) * 1000 / sent[i])
         run.sent[measure] = run.sent.get(measure, 0) + sent[i]
+    return receiver.count - spans
 
 
 def measure(runs: list[Running], work: Work, receiver: Receiver) -> dict[str, float]:
@@ -134,21 +138,17 @@ def measure(runs: list[Running], work: Work, receiver: Receiver) -> dict[str, fl
     for run in runs:  # warm up: connections, caches, the exporter's first batches
         views(run.gw, work.ids, 10, {**LIVE, **run.setup.headers})
         refresh(run, work)
-    spans: dict[str, float] = {}
-    exporting = [r for r in runs if r.setup.env]
+    spans = dict.fromkeys(MEASURES, 0)
     for r in range(work.args.rounds):
         started = time.monotonic()
         order = runs[r % len(runs):] + runs[:r % len(runs)]
         for m in MEASURES:
-            before = receiver.count, sum(run.sent.get(m, 0) for run in exporting)
-            one_round(m, order, work)
-            after = receiver.count, sum(run.sent.get(m, 0) for run in exporting)
-            spans[m] = spans.get(m, 0.0) + (after[0] - before[0])
-            spans[m + " requests"] = spans.get(m + " requests", 0.0) + (after[1] - before[1])
+            spans[m] += one_round(m, order, work, receiver)
         print(f"round {r + 1}/{work.args.rounds} ({time.monotonic() - started:.0f} s): "
               + "  ".join(f"{run.setup.name}: " + " / ".join(f"{v[-1]:.3f}" for v in run.ms.values()) for run in runs),
               flush=True)
-    return {m: spans[m] / max(1.0, spans[m + " requests"]) for m in MEASURES}
+    exporting = [run for run in runs if run.setup.env]
+    return {m: spans[m] / max(1, sum(run.sent[m] for run in exporting)) for m in MEASURES}
 
 
 def spread(values: list[float]) -> str:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from estate.generate import Estate as EstateData
-from tests.harness import LIVE, Estate, Gateway, gateway_config, serve_file, tokens_for
+from tests.harness import LIVE, Estate, Gateway, free_port_base, gateway_config, serve_file, tokens_for
 from tests.otlp_receiver import Receiver, Span, running_receiver
 from tests.queries import CUSTOMER_FULL
 from tests.truth import Truth
@@ -41,15 +41,20 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+def exporting(estate: Estate, workdir: Path, name: str, env: dict[str, str]) -> Gateway:
+    """A gateway over the estate with `env` (the OTEL_* variables) added to its environment."""
+    config = gateway_config(estate)
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return serve_file(path, workdir, name, env=env, tokens=tokens_for(config))
+
+
 @pytest.fixture(scope="module")
 def traced(estate: Estate, workdir: Path, receiver: Receiver) -> Iterator[Gateway]:
     """A gateway exporting to the receiver, batches sent every 50 ms."""
-    config = gateway_config(estate)
-    path = workdir / "traced.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50",
-           "OTEL_SERVICE_NAME": "customer-graph-test"}
-    gw = serve_file(path, workdir, "traced", env=env, tokens=tokens_for(config))
+    gw = exporting(estate, workdir, "traced", {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                                               "OTEL_BSP_SCHEDULE_DELAY": "50",
+                                               "OTEL_SERVICE_NAME": "customer-graph-test"})
     yield gw
     gw.stop()
 
@@ -157,3 +162,31 @@ def test_on_a_request_without_a_traceparent_is_a_new_trace_whose_id_the_sources_
     [request] = root()
     assert request.parent_id == ""
     assert received(estate, request.trace_id) == dict.fromkeys(TRACED, True)
+
+
+def test_the_spans_still_batched_are_sent_when_the_gateway_stops(
+        estate: Estate, workdir: Path, receiver: Receiver, customer: str) -> None:
+    gw = exporting(estate, workdir, "flushing", {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                                                 "OTEL_BSP_SCHEDULE_DELAY": "600000"})  # no batch before the stop
+    try:
+        trace_id, _, header = traceparent()
+        assert "errors" not in view(gw, customer, {"traceparent": header})
+    finally:
+        gw.stop()
+    assert any(s.kind == "server" for s in receiver.trace(trace_id))  # sent by the shutdown, nothing to wait for
+
+
+def test_an_unreachable_collector_never_fails_a_request(
+        estate: Estate, workdir: Path, customer: str) -> None:
+    dead = f"http://127.0.0.1:{free_port_base(1) + 1}"
+    gw = exporting(estate, workdir, "collector-down", {"OTEL_EXPORTER_OTLP_ENDPOINT": dead,
+                                                       "OTEL_BSP_SCHEDULE_DELAY": "50",
+                                                       "OTEL_EXPORTER_OTLP_TIMEOUT": "1"})
+    try:
+        for _ in range(3):
+            trace_id, _, header = traceparent()
+            answer = view(gw, customer, {"traceparent": header})
+            assert "errors" not in answer and answer["data"]["customer"]["id"] == customer
+            assert received(estate, trace_id) == dict.fromkeys(TRACED, True)
+    finally:
+        gw.stop()
