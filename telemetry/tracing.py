@@ -24,7 +24,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from telemetry.request import RequestFacts
@@ -33,6 +33,7 @@ log = logging.getLogger("customer_graph")
 ENABLED = False  # spans are made; checked once per call site, so tracing off costs one attribute read
 PROPAGATOR = TraceContextTextMapPropagator()  # W3C only: a client's baggage is not forwarded to the sources
 SERVICE_NAME = "customer-graph"
+PROTOCOL = "http/protobuf"
 NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")  # an operation name fit for a span name
 ATTR = "customer_graph."  # our attributes' namespace (the standard ones keep theirs)
 
@@ -49,7 +50,14 @@ def wanted(env: Mapping[str, str]) -> bool:
         if exporter != "none":
             log.warning("OTEL_TRACES_EXPORTER=%s: only otlp (over HTTP) is built in; tracing stays off", exporter)
         return False
-    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    if not (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+        return False
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or PROTOCOL).strip().lower()
+    if protocol != PROTOCOL:  # protobuf to a gRPC port would fail on every batch: say so once instead
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: only %s is built in; tracing stays off", protocol, PROTOCOL)
+        return False
+    return True
 
 
 def start(env: Mapping[str, str] | None = None, exporter: Any = None) -> bool:

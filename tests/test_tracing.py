@@ -22,7 +22,9 @@ CLIENT = f"00-{TRACE}-{PARENT}-01"
 
 
 @pytest.fixture
-def exported() -> Iterator[InMemorySpanExporter]:
+def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):  # the service name is then ours
+        monkeypatch.delenv(name, raising=False)
     exporter = InMemorySpanExporter()
     assert tracing.start(exporter=exporter) and tracing.ENABLED
     try:
@@ -43,6 +45,8 @@ def test_tracing_is_on_only_when_an_otlp_endpoint_is_set() -> None:
     assert not tracing.wanted({})
     assert not tracing.wanted({**endpoint, "OTEL_SDK_DISABLED": "TRUE"})
     assert not tracing.wanted({**endpoint, "OTEL_TRACES_EXPORTER": "none"})
+    assert tracing.wanted({**endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+    assert not tracing.wanted({**endpoint, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"})  # not built in
     assert not tracing.start({}) and not tracing.ENABLED
 
 
@@ -58,19 +62,19 @@ def test_a_valid_traceparent_is_read_and_a_malformed_one_ignored() -> None:
     assert tracing.incoming(None, "vendor=x") is None
 
 
-def test_off_the_clients_context_is_passed_on_unchanged_and_no_span_is_made(
-        exported: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "ENABLED", False)  # a provider that would record, behind the flag every site checks
-    headers = {"accept": "application/json"}
-    assert tracing.outgoing(headers) is headers  # no trace: not even a copy
-    facts = RequestFacts("r1", "POST", "/graphql")
-    begun = tracing.begin_request(facts, tracing.incoming(CLIENT, "vendor=x"))
-    assert tracing.outgoing(headers) == {**headers, "traceparent": CLIENT, "tracestate": "vendor=x"}
-    facts.status = 200
-    tracing.end_request(facts, begun)
-    assert tracing.outgoing(headers) is headers
-    connector = source(retries=0)
-    assert asyncio.run(connector.fetch("accounts", ["A1"])) == {"A1": {"key": "A1"}}
+def test_off_the_clients_context_is_passed_on_unchanged_and_no_span_is_made(exported: InMemorySpanExporter) -> None:
+    with pytest.MonkeyPatch.context() as patched:  # a provider that would record, behind the flag every site checks
+        patched.setattr(tracing, "ENABLED", False)
+        headers = {"accept": "application/json"}
+        assert tracing.outgoing(headers) is headers  # no trace: not even a copy
+        facts = RequestFacts("r1", "POST", "/graphql")
+        begun = tracing.begin_request(facts, tracing.incoming(CLIENT, "vendor=x"))
+        assert tracing.outgoing(headers) == {**headers, "traceparent": CLIENT, "tracestate": "vendor=x"}
+        facts.status = 200
+        tracing.end_request(facts, begun)
+        assert tracing.outgoing(headers) is headers
+        connector = source(retries=0)
+        assert asyncio.run(connector.fetch("accounts", ["A1"])) == {"A1": {"key": "A1"}}
     assert finished(exported) == []
 
 
@@ -105,6 +109,7 @@ def test_the_request_span_continues_the_clients_trace_with_its_facts(exported: I
     tracing.end_request(facts, begun)
     child, request = finished(exported)
     assert request.name == "query PointOfSale" and request.kind is SpanKind.SERVER
+    assert request.resource.attributes["service.name"] == "customer-graph"
     assert format(request.context.trace_id, "032x") == TRACE and format(request.parent.span_id, "016x") == PARENT
     assert child.parent.span_id == request.context.span_id and child.context.trace_id == request.context.trace_id
     assert sent == f"00-{TRACE}-{format(child.context.span_id, '016x')}-01"  # the sources see the inner span
