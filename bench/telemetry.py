@@ -10,9 +10,9 @@ to "off" is paired per round, so drift on a shared machine cancels. The requests
   warm point of sale  POINT_OF_SALE from 8 clients, every record fresh in the cache (refreshed before each round)
 
 Each gateway's CPU is read over its whole round (the others idle meanwhile), up to 1.5 s after the last
-request, so the exporter's thread, which sends batches after the requests, is counted. The exporting setup
-sends its spans to a loopback OTLP/HTTP receiver in this process (tests/otlp_receiver.py, counting only);
-the table says how many spans per request arrived, so dropped spans would show.
+request, so the exporter's thread, which sends batches after the requests, is counted. Each exporting
+setup sends its spans to a loopback OTLP/HTTP receiver of its own in this process (tests/otlp_receiver.py,
+counting only); the table says how many spans per request arrived, so dropped spans would show.
 The metrics switch (`metrics: {enabled: false}`) is applied only where this build's config knows a `metrics`
 section; without it "off" and "on" differ by tracing alone, as the output says.
 
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,10 @@ SETUPS = (
     # A batch at least every second (the SDK's default is 5 s), so each round's spans are sent within it.
     Setup("tracing exporting to local OTLP", {}, {"OTEL_EXPORTER_OTLP_ENDPOINT": RECEIVER,
                                                   "OTEL_BSP_SCHEDULE_DELAY": "1000"}, CLIENT_TRACE),
+    # What sampling buys: one trace in ten recorded (no client traceparent, whose flag the parent-based
+    # default would follow).
+    Setup("exporting, 10% sampled", {}, {"OTEL_EXPORTER_OTLP_ENDPOINT": RECEIVER, "OTEL_BSP_SCHEDULE_DELAY": "1000",
+                                        "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}),
 )
 FLUSH_S = 1.5  # after each round's requests: past the exporter's schedule delay
 MEASURES = ("cold full view", "warm point of sale, 8 clients")
@@ -68,8 +73,14 @@ MEASURES = ("cold full view", "warm point of sale, 8 clients")
 class Running:
     setup: Setup
     gw: Gateway
+    receiver: Receiver | None  # where it exports to, if it does
     ms: dict[str, list[float]] = field(default_factory=dict)  # measure -> CPU ms per request, per round
     sent: dict[str, int] = field(default_factory=dict)  # measure -> requests sent while measured
+    spans: dict[str, int] = field(default_factory=dict)  # measure -> spans received while measured
+
+    @property
+    def received(self) -> int:
+        return self.receiver.count if self.receiver is not None else 0
 
 
 def applicable(overrides: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -78,7 +89,7 @@ def applicable(overrides: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str
     return known, sorted(set(overrides) - set(known))
 
 
-def start(setup: Setup, env: Env, receiver: Receiver) -> tuple[Running, list[str]]:
+def start(setup: Setup, env: Env, receivers: ExitStack) -> tuple[Running, list[str]]:
     config = gateway_config(env.est)
     overrides, missing = applicable(setup.overrides)
     for section, values in overrides.items():
@@ -86,9 +97,11 @@ def start(setup: Setup, env: Env, receiver: Receiver) -> tuple[Running, list[str
     slug = "".join(c if c.isalnum() else "-" for c in setup.name)
     path = env.work / f"telemetry-{slug}.yaml"
     path.write_text(yaml.safe_dump(config))
-    environ = {k: v.replace(RECEIVER, receiver.endpoint) for k, v in setup.env.items()}
+    receiver = receivers.enter_context(running_receiver(keeping=False)) \
+        if any(RECEIVER in v for v in setup.env.values()) else None
+    environ = {k: v.replace(RECEIVER, receiver.endpoint) if receiver else v for k, v in setup.env.items()}
     gw = serve_file(path, env.work, f"telemetry-{slug}", env=environ, tokens=tokens_for(config))
-    return Running(setup, gw), missing
+    return Running(setup, gw, receiver), missing
 
 
 @dataclass
@@ -111,16 +124,15 @@ def refresh(run: Running, work: Work) -> None:
     asyncio.run(_refresh(run.gw.url + "/graphql", work.payloads, {**run.gw.auth(), **run.setup.headers}))
 
 
-def one_round(measure: str, order: list[Running], work: Work, receiver: Receiver) -> int:
+def one_round(measure: str, order: list[Running], work: Work) -> None:
     """Each gateway's CPU over the whole round, its chunks alternating with the others', up to the exporter's
     last batch: an exporter works in a thread after the requests, maybe while another setup is measured.
-    An idle gateway's CPU is nil, so that counts only what each one did for its own requests. Returns the
-    spans received meanwhile."""
+    An idle gateway's CPU is nil, so that counts only what each one did for its own requests."""
     if measure.startswith("warm"):
         for run in order:
             refresh(run, work)  # the round's chunks end well within the shortest TTL (15 s)
         time.sleep(FLUSH_S)  # the refresh's spans sent before the round is measured
-    spans = receiver.count
+    spans = [run.received for run in order]
     before = [cpu_s(run.gw.proc.pid) for run in order]
     sent = [0] * len(order)
     for c in range(work.args.chunks):
@@ -130,46 +142,44 @@ def one_round(measure: str, order: list[Running], work: Work, receiver: Receiver
     for i, run in enumerate(order):
         run.ms.setdefault(measure, []).append((cpu_s(run.gw.proc.pid) - before[i]) * 1000 / sent[i])
         run.sent[measure] = run.sent.get(measure, 0) + sent[i]
-    return receiver.count - spans
+        run.spans[measure] = run.spans.get(measure, 0) + run.received - spans[i]
 
 
-def measure(runs: list[Running], work: Work, receiver: Receiver) -> dict[str, float]:
-    """Every measure in every round; returns the spans the receiver got per request, by measure."""
+def measure(runs: list[Running], work: Work) -> None:
+    """Every measure in every round."""
     for run in runs:  # warm up: connections, caches, the exporter's first batches
         views(run.gw, work.ids, 10, {**LIVE, **run.setup.headers})
         refresh(run, work)
-    spans = dict.fromkeys(MEASURES, 0)
     for r in range(work.args.rounds):
         started = time.monotonic()
         order = runs[r % len(runs):] + runs[:r % len(runs)]
         for m in MEASURES:
-            spans[m] += one_round(m, order, work, receiver)
+            one_round(m, order, work)
         print(f"round {r + 1}/{work.args.rounds} ({time.monotonic() - started:.0f} s): "
               + "  ".join(f"{run.setup.name}: " + " / ".join(f"{v[-1]:.3f}" for v in run.ms.values()) for run in runs),
               flush=True)
-    exporting = [run for run in runs if run.setup.env]
-    return {m: spans[m] / max(1, sum(run.sent[m] for run in exporting)) for m in MEASURES}
 
 
 def spread(values: list[float]) -> str:
     return f"{p50(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
-def report(runs: list[Running], spans: dict[str, float], receiver: Receiver, rounds: int) -> str:
+def report(runs: list[Running], rounds: int) -> str:
     off = runs[0]
     rows = []
     for m in MEASURES:
         for run in runs:
             ratios = [x / o for o, x in zip(off.ms[m], run.ms[m])]
-            exported = f"{spans[m]:.1f}" if run.setup.env else ""
-            within = "" if run is off or run.setup.env else ("yes" if p50(ratios) <= LIMIT else "no")
+            exported = f"{run.spans[m] / run.sent[m]:.1f}" if run.receiver else ""
+            within = "" if run is off or run.receiver else ("yes" if p50(ratios) <= LIMIT else "no")
             rows.append((m, run.setup.name, spread(run.ms[m]), f"{p50(ratios):.3f}",
                          f"{min(ratios):.3f}-{max(ratios):.3f}", exported, within))
     title = (f"Telemetry overhead: gateway CPU ms per request, {rounds} interleaved rounds; median (min-max), "
              "ratio to off paired per round")
     header = ("request", "setup", "CPU ms", "vs off", "vs off range", "spans exported/req", "within 5%")
-    return table(title, header, rows) + (f"receiver: {receiver.requests} OTLP requests, "
-                                         f"{receiver.bytes / 1e6:.1f} MB, {receiver.count} spans")
+    received = [f"{run.setup.name}: {run.receiver.requests} OTLP requests, {run.receiver.bytes / 1e6:.1f} MB, "
+                f"{run.receiver.count} spans" for run in runs if run.receiver]
+    return table(title, header, rows) + "received: " + "; ".join(received)
 
 
 def main() -> None:
@@ -182,25 +192,25 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     args = parser.parse_args()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as tmp, running_receiver(keeping=False) as receiver:
+    with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as tmp, ExitStack() as receivers:
         env = environment(Path(tmp), args.customers)
         runs: list[Running] = []
         try:
             for setup in SETUPS:
-                run, missing = start(setup, env, receiver)
+                run, missing = start(setup, env, receivers)
                 runs.append(run)
                 if missing:
                     print(f"{setup.name}: this build's config has no {', '.join(missing)} section; left out")
             ids = env.everywhere(10)
             payloads = [{"query": POINT_OF_SALE, "variables": {"phone": r["phone_home"]}}
                         for r in env.truth.est.crm[:300]]
-            spans = measure(runs, Work(ids, payloads, args), receiver)
+            measure(runs, Work(ids, payloads, args))
         finally:
             for run in runs:
                 run.gw.stop()
             env.est.stop()
         print()
-        print(report(runs, spans, receiver, args.rounds))
+        print(report(runs, args.rounds))
     print(f"{time.monotonic() - started:.0f} s")
 
 
