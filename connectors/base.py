@@ -251,25 +251,28 @@ class Connector:
         """Records for `keys` (missing keys absent), within the source's timeout and the request's
         deadline (a loop time), through the circuit breaker."""
         self.keys += len(keys)
+        op = lambda: self.entities[entity](self, keys)  # noqa: E731
         if tracing.ENABLED:
-            return await self.traced("fetch", entity, len(keys), lambda: self.entities[entity](self, keys), deadline)
-        return await self.protected(lambda: self.entities[entity](self, keys), deadline)
+            attributes = {"customer_graph.entity": entity, "customer_graph.keys": len(keys)}
+            return await self.traced(f"fetch {self.name}.{entity}", attributes, op, deadline)
+        return await self.protected(op, deadline)
 
     async def write(self, action: str, args: Args, deadline: float | None = None) -> Any:
         """A declared write (its `actions:`), under the same protections as a read."""
         actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
+        op = lambda: actions[action](args)  # noqa: E731
         if tracing.ENABLED:
-            return await self.traced("write", action, 1, lambda: actions[action](args), deadline)
-        return await self.protected(lambda: actions[action](args), deadline)
+            return await self.traced(f"write {self.name}.{action}", {"customer_graph.action": action}, op, deadline)
+        return await self.protected(op, deadline)
 
-    async def traced(self, verb: str, entity: str, keys: int, op: Callable[[], Awaitable[T]],
+    async def traced(self, name: str, attributes: dict[str, Any], op: Callable[[], Awaitable[T]],
                      deadline: float | None) -> T:
-        """`protected`, in a span of its own: failed with the error's code when the call fails."""
-        attributes = {"customer_graph.source": self.name, "customer_graph.entity": entity,
-                      "customer_graph.keys": keys, "customer_graph.retries": 0}
-        with tracing.span(f"{verb} {self.name}.{entity}", attributes, tracing.SpanKind.CLIENT):
+        """`protected`, in a span of its own (its retries counted by `guarded`): failed with the error's
+        code when the call fails."""
+        attributes = {"customer_graph.source": self.name, **attributes, "customer_graph.retries": 0}
+        with tracing.span(name, attributes, tracing.SpanKind.CLIENT):
             return await self.protected(op, deadline)
 
     async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None) -> T:

@@ -16,10 +16,8 @@ from telemetry import tracing
 from telemetry.request import RequestFacts, begin, end, request_id
 
 OBSERVED = frozenset({"/graphql", "/cache/invalidate"})
+WANTED = (b"x-request-id", b"traceparent", b"tracestate")  # the headers read here
 Scope = dict[str, Any]
-
-
-WANTED = (b"x-request-id", b"traceparent", b"tracestate")
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:

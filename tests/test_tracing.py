@@ -155,3 +155,17 @@ def test_a_source_call_span_counts_its_retries_and_fails_with_the_code(exported:
         (SOURCE_UNAVAILABLE, "billing: answered HTTP 503")
     assert refused.attributes["customer_graph.error_code"] == "CIRCUIT_OPEN"
     assert refused.attributes["customer_graph.retries"] == 0 and refused.status.status_code is StatusCode.ERROR
+
+
+def test_a_write_is_a_source_call_span_named_by_its_action(exported: InMemorySpanExporter) -> None:
+    connector = source()
+
+    async def update(args: Any) -> dict[str, Any]:
+        return {"ok": True}
+
+    connector.actions["update_ticket"] = update
+    assert asyncio.run(connector.write("update_ticket", {})) == {"ok": True}
+    [write] = finished(exported)
+    assert (write.name, write.kind) == ("write billing.update_ticket", SpanKind.CLIENT)
+    assert dict(write.attributes) == {"customer_graph.source": "billing", "customer_graph.action": "update_ticket",
+                                      "customer_graph.retries": 0}
