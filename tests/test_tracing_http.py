@@ -41,12 +41,12 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-def exporting(estate: Estate, workdir: Path, name: str, env: dict[str, str]) -> Gateway:
+def exporting(estate: Estate, workdir: Path, name: str, env: dict[str, str], workers: int = 1) -> Gateway:
     """A gateway over the estate with `env` (the OTEL_* variables) added to its environment."""
     config = gateway_config(estate)
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    return serve_file(path, workdir, name, env=env, tokens=tokens_for(config))
+    return serve_file(path, workdir, name, workers, env=env, tokens=tokens_for(config))
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,10 @@ def traced(estate: Estate, workdir: Path, receiver: Receiver) -> Iterator[Gatewa
 
 
 def view(gw: Gateway, customer: str, headers: dict[str, str]) -> dict[str, Any]:
-    status, answer_headers, body = gw.post({"query": CUSTOMER_FULL, "variables": {"id": customer}},
-                                           {**LIVE, **headers})
+    status, _, body = gw.post({"query": CUSTOMER_FULL, "variables": {"id": customer}}, {**LIVE, **headers})
     assert status == 200, body[:300]
-    return {"headers": answer_headers, **json.loads(body)}
+    answer: dict[str, Any] = json.loads(body)
+    return answer
 
 
 def received(estate: Estate, trace_id: str) -> dict[str, bool]:
@@ -188,5 +188,22 @@ def test_an_unreachable_collector_never_fails_a_request(
             answer = view(gw, customer, {"traceparent": header})
             assert "errors" not in answer and answer["data"]["customer"]["id"] == customer
             assert received(estate, trace_id) == dict.fromkeys(TRACED, True)
+    finally:
+        gw.stop()
+
+
+def test_with_two_workers_every_requests_span_is_exported(estate: Estate, workdir: Path, receiver: Receiver) -> None:
+    """Each worker starts its own exporter after uvicorn spawned it; requests land on either."""
+    gw = exporting(estate, workdir, "traced-workers", {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                                                       "OTEL_BSP_SCHEDULE_DELAY": "50"}, workers=2)
+    try:
+        traces = [traceparent()[0::2] for _ in range(12)]
+        for _, header in traces:  # a new connection each
+            assert gw.gql('{ customer(id: "C-000001") { id } }', headers={"traceparent": header})["data"]
+
+        def exported() -> int:
+            return sum(any(s.kind == "server" for s in receiver.trace(t)) for t, _ in traces)
+
+        receiver.wait_for(lambda: exported() == len(traces))
     finally:
         gw.stop()
