@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -178,11 +178,12 @@ def retried(code: str) -> None:
     current.add_event("retry", {ATTR + "error_code": code})
 
 
-def batch_failures(values: Iterable[Any]) -> None:
+def batch_failures(values: list[Any]) -> None:
     """Mark the current batch failed when any of its keys' values is a source's error."""
-    codes = sorted({getattr(v, "code", type(v).__name__) for v in values if isinstance(v, BaseException)})
-    if codes:
-        failed(trace.get_current_span(), ",".join(codes), f"{len(codes)} error code(s) among the batch's keys")
+    errors = [v for v in values if isinstance(v, BaseException)]
+    if errors:
+        codes = ",".join(sorted({getattr(e, "code", type(e).__name__) for e in errors}))
+        failed(trace.get_current_span(), codes, f"{len(errors)} of {len(values)} keys failed")
 
 
 # Outgoing calls.
