@@ -8,7 +8,9 @@ limits cost and what attacks cost before they are refused (bench/security.py). N
 
 Not part of this run (about 3 minutes of its own): `python -m bench.ab [--base REF] [--head REF]`, the
 gateway at a base commit (default 05d9d81, before issue 11) against this working tree on one estate, CPU
-per cold full view and per warm point-of-sale request in alternating rounds, with the floor (bench/ab.py).
+per cold full view and per warm point-of-sale request in alternating rounds, with the floor (bench/ab.py);
+and `python -m bench.telemetry` (about 4 minutes), what metrics and tracing cost in CPU per request, off
+against on and against exporting to a loopback OTLP receiver (bench/telemetry.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 from cache.settings import CacheSettings
 from cache.tiers import Entry, Tiers, cache_key
 from connectors.base import SOURCE_TIMEOUT, Connector, SourceError
+from telemetry import tracing
 from telemetry.request import count_hits
 
 
@@ -64,6 +65,8 @@ class RecordCache:
         counts["hits"] += len(result)
         if result:
             count_hits(len(result))
+            if tracing.ENABLED:  # on the loader batch's span
+                tracing.note("cache_hits", len(result))
         misses = [k for k in keys if k not in result]
         counts["misses"] += len(misses)
         if misses:

@@ -17,6 +17,7 @@ from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_cla
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import CLOSED, OPEN, Bulkhead, BulkheadFull, CircuitBreaker
 from connectors.window import RecentCalls
+from telemetry import tracing
 from telemetry.metrics import SourceCalls, retried
 from telemetry.request import called
 
@@ -268,15 +269,32 @@ class Connector:
         """Records for `keys` (missing keys absent), within the source's timeout and the request's
         deadline (a loop time), through the circuit breaker."""
         self.keys += len(keys)
-        return await self.protected(lambda: self.entities[entity](self, keys), deadline,
-                                    self.read_metrics.get(entity), len(keys))
+        op = lambda: self.entities[entity](self, keys)  # noqa: E731
+        metrics = self.read_metrics.get(entity)
+        if tracing.ENABLED:
+            attributes = {"customer_graph.entity": entity, "customer_graph.keys": len(keys)}
+            return await self.traced(f"fetch {self.name}.{entity}", attributes, op, deadline, metrics, len(keys))
+        return await self.protected(op, deadline, metrics, len(keys))
 
     async def write(self, action: str, args: Args, deadline: float | None = None) -> Any:
         """A declared write (its `actions:`), under the same protections as a read."""
         actions = self.actions
         if action not in actions:
             raise self.error(SOURCE_BAD_RESPONSE, f"does not support {action}")
-        return await self.protected(lambda: actions[action](args), deadline, self.write_metrics.get(action))
+        op = lambda: actions[action](args)  # noqa: E731
+        metrics = self.write_metrics.get(action)
+        if tracing.ENABLED:
+            return await self.traced(f"write {self.name}.{action}", {"customer_graph.action": action}, op, deadline,
+                                     metrics)
+        return await self.protected(op, deadline, metrics)
+
+    async def traced(self, name: str, attributes: dict[str, Any], op: Callable[[], Awaitable[T]],
+                     deadline: float | None, metrics: SourceCalls | None, keys: int = 0) -> T:
+        """`protected`, in a span of its own (its retries counted by `guarded`): failed with the error's
+        code when the call fails."""
+        attributes = {"customer_graph.source": self.name, **attributes, "customer_graph.retries": 0}
+        with tracing.span(name, attributes, tracing.SpanKind.CLIENT):
+            return await self.protected(op, deadline, metrics, keys)
 
     async def protected(self, op: Callable[[], Awaitable[T]], deadline: float | None,
                         metrics: SourceCalls | None = None, keys: int = 0) -> T:
@@ -358,6 +376,8 @@ class Connector:
                 if not exc.retryable or attempt >= self.config.retries:
                     raise
                 retried()  # counted on the call's entity (telemetry/metrics.py), when instrumented
+                if tracing.ENABLED:
+                    tracing.retried(exc.code)
             finally:
                 bulkhead.leave()
             attempt += 1

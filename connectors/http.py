@@ -9,6 +9,7 @@ import aiohttp
 import orjson
 
 from connectors.base import SOURCE_BAD_RESPONSE, SOURCE_UNAVAILABLE, Connector, Rejection, SourceConfig
+from telemetry.tracing import outgoing
 
 _RETRYABLE = (502, 503, 504)
 
@@ -48,7 +49,7 @@ class HttpConnector(Connector):
         """The body of a 2xx answer; None for a status of `not_found` (the source does not know the
         resource: no failure); a SourceRejected for a 4xx answer one of `rejects` declares the client's
         mistake; a SourceError otherwise."""
-        headers = {**self.headers, **headers} if headers else self.headers
+        headers = outgoing({**self.headers, **headers} if headers else self.headers)  # W3C traceparent
         if self.auth_params:
             kw["params"] = _with(kw.get("params"), self.auth_params)
         return await self.guarded(lambda: self._once(method, path, not_found, headers, rejects, kw))

@@ -1,8 +1,9 @@
 """What every demo HTTP source shares: request counting and fault injection.
 
-`GET /__stats` reports requests served and keys asked for since start or the last
-`POST /__stats/reset`; `POST /__faults` sets latency, jitter, failures, `down` or `hang`
-(`{}` clears). Control paths are never affected by the faults they set.
+`GET /__stats` reports requests served, keys asked for and the W3C trace ids received (from each
+request's `traceparent`, the last 1000) since start or the last `POST /__stats/reset`; `POST /__faults`
+sets latency, jitter, failures, `down` or `hang` (`{}` clears). Control paths are never affected by
+the faults they set.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,7 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAULT_KEYS = ("latency_ms", "jitter_ms", "fail_rate", "status", "down", "hang", "body")
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class SourceState:
     # (start, end) wall-clock times of recent requests, so tests can see which calls overlapped.
     windows: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=2000))
     faults: dict[str, Any] = field(default_factory=dict)
+    trace_ids: deque[str] = field(default_factory=lambda: deque(maxlen=1000))  # from requests' traceparent
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
 
@@ -90,6 +94,9 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     state = request.app[STATE]
     state.requests += 1
+    traced = TRACEPARENT.match(request.headers.get("traceparent", ""))
+    if traced:
+        state.trace_ids.append(traced.group(1))
     state.in_flight += 1
     state.max_in_flight = max(state.max_in_flight, state.in_flight)
     started = time.time()
@@ -120,13 +127,15 @@ async def _serve(request: web.Request, handler: Handler, state: SourceState) -> 
 async def stats(request: web.Request) -> web.Response:
     s = request.app[STATE]
     return web.json_response({"source": s.name, "requests": s.requests, "keys": s.keys, "faults": s.faults,
-                              "max_in_flight": s.max_in_flight, "windows": list(s.windows)})
+                              "max_in_flight": s.max_in_flight, "windows": list(s.windows),
+                              "trace_ids": list(s.trace_ids)})
 
 
 async def reset_stats(request: web.Request) -> web.Response:
     s = request.app[STATE]
     s.requests = s.keys = s.max_in_flight = 0
     s.windows.clear()
+    s.trace_ids.clear()
     return web.json_response({"ok": True})
 
 

@@ -13,6 +13,7 @@ from connectors.base import Connector
 from connectors.identity import CompiledIdentity, compile_identity
 from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
+from telemetry import tracing
 from telemetry.request import count_hits
 
 if TYPE_CHECKING:  # the configuration's model lives at the gateway's level: a type only
@@ -133,7 +134,16 @@ class Context:
                 self.stale_keys[(connector.name, entity, k)] = age
             return values
 
-        return load
+        async def traced(keys: list[str]) -> list[Any]:
+            # The dispatch task copied the context of the first load: this span is the request's child.
+            attributes = {"customer_graph.source": connector.name, "customer_graph.entity": entity,
+                          "customer_graph.keys": len(keys), "customer_graph.cache_hits": 0}
+            with tracing.span(f"load {connector.name}.{entity}", attributes):
+                values = await load(keys)
+                tracing.batch_failures(values)
+                return values
+
+        return traced if tracing.ENABLED else load
 
     def note_stale(self, connector: Connector, entity: str, keys: list[str], path: Callable[[], list[Any]]) -> None:
         """Mark the response when any of these records was served stale (its source had failed)."""

@@ -49,6 +49,7 @@ from server.readiness import Readiness
 from server.runtime import tune_gc
 from server.settings import CorsSettings
 from server.status import WINDOW_S, snapshot
+from telemetry import tracing
 from telemetry.logs import enable_access_log
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -109,6 +110,8 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         except BaseException:
             await session.close()
             raise
+        if tracing.start():  # in the serving process: after uvicorn forks its workers
+            logging.getLogger("customer_graph").info("tracing on: spans exported over OTLP/HTTP")
         holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
                                              registry=registry)
         readiness = holder["readiness"] = Readiness(sources.connectors[config.identity], config.ready_probe_s)
@@ -124,6 +127,7 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             await apq.close()
             await sources.close()
             await session.close()
+            tracing.stop()  # flushes the spans still batched
 
     recent = RecentCalls(WINDOW_S)  # the gateway's own requests, for the status page
 

@@ -4,23 +4,25 @@ A pure ASGI middleware, outermost: it takes the client's `X-Request-Id` (or make
 the answer, opens the request's facts for the layers below to fill, notes the status sent, and hands
 the facts to the sinks (access log, metrics, trace) when the answer is done. Probes, scrapes and the
 static assets get an id but are not logged or counted: they are not the traffic an operator asks about.
+It also opens the request's span (telemetry/tracing.py) from the client's W3C `traceparent`, or, with
+tracing off, makes the client's trace context current so that it is passed on to the sources.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from telemetry import tracing
 from telemetry.request import RequestFacts, begin, end, request_id
 
 OBSERVED = frozenset({"/graphql", "/cache/invalidate"})
+WANTED = (b"x-request-id", b"traceparent", b"tracestate")  # the headers read here
 Scope = dict[str, Any]
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request's id and trace context headers, in one pass."""
+    return {key: value.decode("latin-1") for key, value in scope["headers"] if key in WANTED}
 
 
 class Observed:
@@ -32,7 +34,8 @@ class Observed:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = request_id(_header(scope, b"x-request-id"))
+        given = _headers(scope)
+        rid = request_id(given.get(b"x-request-id"))
         echoed = (b"x-request-id", rid.encode())
         facts = RequestFacts(rid, scope["method"], scope["path"])
 
@@ -46,6 +49,8 @@ class Observed:
             await self.app(scope, receive, sending)
             return
         token = begin(facts)
+        parent = tracing.incoming(given.get(b"traceparent"), given.get(b"tracestate"))
+        traced = tracing.begin_request(facts, parent) if tracing.ENABLED or parent is not None else None
         try:
             await self.app(scope, receive, sending)
         except BaseException:
@@ -53,3 +58,5 @@ class Observed:
             raise
         finally:
             end(facts, token)
+            if traced is not None:
+                tracing.end_request(facts, traced)
