@@ -36,6 +36,7 @@ from server.settings import (
     ApqSettings,
     AuthSettings,
     CorsSettings,
+    EventSettings,
     GraphiqlSettings,
     LimitSettings,
     OperationsSettings,
@@ -85,12 +86,13 @@ class GatewayConfig(BaseModel):
     operations: OperationsSettings = OperationsSettings()
     cors: CorsSettings = CorsSettings()
     graphiql: GraphiqlSettings = GraphiqlSettings()
+    events: EventSettings = EventSettings()
     files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
                                         "operations": OperationsSettings, "cors": CorsSettings,
-                                        "graphiql": GraphiqlSettings}
+                                        "graphiql": GraphiqlSettings, "events": EventSettings}
 TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 

@@ -74,11 +74,14 @@ def run_workers(config_path: str, host: str, port: int, workers: int) -> None:
                 http="httptools", log_level="warning", access_log=False)
 
 
-def start_estate(port_base: int, customers: int, data: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    """The demo's source systems in a child process; returns it with the ports it listens on."""
+def start_estate(port_base: int, customers: int, data: Path,
+                 events_url: str = "") -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """The demo's source systems in a child process; returns it with the ports it listens on. Its HTTP
+    sources send their change events to `events_url` (the gateway's /events)."""
     cmd = [sys.executable, "-m", "estate", "serve", "--port-base", str(port_base), "--customers", str(customers),
            "--data", str(data), "--exit-with-parent"]
-    proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "ESTATE_EVENTS_URL": events_url})
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
@@ -90,7 +93,7 @@ def demo(args: argparse.Namespace) -> None:
     data = Path(args.data).resolve()
     print(f"Generating {args.customers} customers and starting the source systems on ports "
           f"{args.port_base + 1}..{args.port_base + 9} ...", flush=True)
-    proc, ports = start_estate(args.port_base, args.customers, data)
+    proc, ports = start_estate(args.port_base, args.customers, data, f"http://127.0.0.1:{args.port}/events")
     try:
         os.environ["ESTATE_DATA"] = str(data)
         cfg = gateway_config.load(args.config)

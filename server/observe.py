@@ -12,7 +12,7 @@ from typing import Any
 
 from telemetry.request import RequestFacts, begin, end, request_id
 
-OBSERVED = frozenset({"/graphql", "/cache/invalidate"})
+OBSERVED = frozenset({"/graphql", "/cache/invalidate", "/events"})
 Scope = dict[str, Any]
 
 
