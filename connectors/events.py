@@ -54,7 +54,8 @@ class Poll(_Model):
     key_column: Identifier
     updated_column: Identifier
     interval_s: float = Field(1.0, gt=0, le=3600)
-    batch: int = Field(1000, ge=1, le=100_000, description="rows read per poll at most")
+    batch: int = Field(1000, ge=10, le=100_000, description="rows read per poll at most (more rows than this "
+                       "sharing one value of the column would stall the feed)")
     lookback: int = Field(8, ge=1, le=1000, description="polls whose rows are read again, for late commits")
 
 

@@ -164,8 +164,10 @@ class PollFeed:
         """Start from the table's newest value: what changed before the gateway started is not news."""
         async with self.engine.connect() as conn:
             newest = (await conn.execute(self.sql_max)).scalar()
-        if newest is not None:
-            self.marks.append(newest)
+            if newest is not None:
+                self.marks.append(newest)
+                at_newest = (await conn.execute(self.sql_since, {"since": newest})).all()
+                self.seen = {(str(k), u): None for k, u in at_newest}
         self.primed = True
 
     async def poll_once(self) -> list[ChangeEvent]:
