@@ -83,7 +83,8 @@ def languages(gw: Gateway, changes: int, ids: list[str], write: Callable[[str, s
         gw.gql(LANGUAGE, {"id": gid})  # cached
         started = time.perf_counter()
         write(crm, lang)
-        shown(gw, LANGUAGE, gid, lambda c, want=lang: (c["preferences"] or {}).get("language") == want)  # type: ignore[misc]
+        shown(gw, LANGUAGE, gid,
+              lambda c, want=lang: (c["preferences"] or {}).get("language") == want)  # type: ignore[misc]
         out.append(time.perf_counter() - started)
     return out
 

@@ -221,7 +221,8 @@ class Tiers:
                 except Exception as exc:  # noqa: BLE001
                     self._redis_failed("storing", exc)
 
-    async def invalidate(self, keys: Iterable[str] = (), sources: Iterable[str] = (), events: Iterable[Any] = ()) -> None:
+    async def invalidate(self, keys: Iterable[str] = (), sources: Iterable[str] = (),
+                         events: Iterable[Any] = ()) -> None:
         """Drop these full keys and every key of these sources, here, in Redis and in every other gateway;
         the other gateways hand `events` (JSON-able) to their `on_events` once they have dropped them.
 

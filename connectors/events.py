@@ -76,7 +76,8 @@ class Events(_Model):
         if self.notify and not self.poll and not is_postgres(dsn):
             return "events.notify: needs a PostgreSQL dsn (LISTEN/NOTIFY); declare events.poll for this database"
         named = [(f"events.poll.{i}.entity", p.entity) for i, p in enumerate(self.poll)]
-        named += [(f"events.webhook.entities.{i}", e) for i, e in enumerate(self.webhook.entities if self.webhook else [])]
+        hooked = self.webhook.entities if self.webhook else []
+        named += [(f"events.webhook.entities.{i}", e) for i, e in enumerate(hooked)]
         for where, entity in named:
             if entity not in entities:
                 return f"{where}: {entity!r} is not an entity of this source (entities: {', '.join(sorted(entities))})"

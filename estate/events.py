@@ -57,7 +57,8 @@ class Webhook:
         for attempt in range(TRIES):
             stamp = str(int(time.time()))
             digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-            headers = {"content-type": "application/json", "x-cg-timestamp": stamp, "x-cg-signature": f"sha256={digest}"}
+            headers = {"content-type": "application/json", "x-cg-timestamp": stamp,
+                       "x-cg-signature": f"sha256={digest}"}
             try:
                 async with self.session.post(url, data=body, headers=headers) as resp:
                     if resp.status < 500:  # a refusal will not change on a retry

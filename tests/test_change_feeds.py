@@ -5,8 +5,6 @@ a record read while its key was invalidated."""
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,30 +21,22 @@ from connectors.events import Poll
 from connectors.feeds import PollFeed, parse_notification
 
 
-def with_table(rows: bool = True) -> Callable[[Callable[[AsyncEngine], Awaitable[None]]], Callable[[Path], None]]:
-    """A test run in its own loop over a fresh SQLite table `items` (with two old rows unless told)."""
+def on_table(tmp_path: Path, test: Callable[[AsyncEngine], Awaitable[None]], rows: bool = True) -> None:
+    """Run `test` in a loop of its own over a fresh SQLite table `items` (with two old rows unless told)."""
 
-    def wrap(test: Callable[[AsyncEngine], Awaitable[None]]) -> Callable[[Path], None]:
-        @functools.wraps(test)
-        def run(tmp_path: Path) -> None:
-            async def scenario() -> None:
-                eng = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'feed.sqlite'}")
-                try:
-                    async with eng.begin() as conn:
-                        await conn.execute(text("CREATE TABLE items (id TEXT PRIMARY KEY, updated_at TEXT)"))
-                        if rows:
-                            await conn.execute(text("INSERT INTO items VALUES ('old-1', '2026-01-01 10:00:00.000'), "
-                                                    "('old-2', '2026-01-01 10:00:01.000')"))
-                    await test(eng)
-                finally:
-                    await eng.dispose()
+    async def scenario() -> None:
+        eng = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'feed.sqlite'}")
+        try:
+            async with eng.begin() as conn:
+                await conn.execute(text("CREATE TABLE items (id TEXT PRIMARY KEY, updated_at TEXT)"))
+                if rows:
+                    await conn.execute(text("INSERT INTO items VALUES ('old-1', '2026-01-01 10:00:00.000'), "
+                                            "('old-2', '2026-01-01 10:00:01.000')"))
+            await test(eng)
+        finally:
+            await eng.dispose()
 
-            asyncio.run(scenario())
-
-        run.__signature__ = inspect.Signature([inspect.Parameter("tmp_path", inspect.Parameter.POSITIONAL_OR_KEYWORD)])  # type: ignore[attr-defined]
-        return run
-
-    return wrap
+    asyncio.run(scenario())
 
 
 async def write(engine: AsyncEngine, *rows: tuple[str, str]) -> None:
@@ -68,8 +58,11 @@ async def keys(f: PollFeed) -> list[str]:
     return [e.key for e in await f.poll_once()]
 
 
-@with_table()
-async def test_a_poll_reports_rows_changed_since_it_started_once_each(engine: AsyncEngine) -> None:
+def test_a_poll_reports_rows_changed_since_it_started_once_each(tmp_path: Path) -> None:
+    on_table(tmp_path, _a_poll_reports_rows_changed_since_it_started_once_each)
+
+
+async def _a_poll_reports_rows_changed_since_it_started_once_each(engine: AsyncEngine) -> None:
     f = feed(engine)
     assert await keys(f) == []  # what changed before the gateway started is not news
     await write(engine, ("a", "2026-01-01 10:00:02.000"), ("b", "2026-01-01 10:00:03.000"))
@@ -82,8 +75,11 @@ async def test_a_poll_reports_rows_changed_since_it_started_once_each(engine: As
     assert await keys(f) == ["a"]
 
 
-@with_table()
-async def test_ties_and_late_commits_are_not_missed(engine: AsyncEngine) -> None:
+def test_ties_and_late_commits_are_not_missed(tmp_path: Path) -> None:
+    on_table(tmp_path, _ties_and_late_commits_are_not_missed)
+
+
+async def _ties_and_late_commits_are_not_missed(engine: AsyncEngine) -> None:
     f = feed(engine, lookback=3)
     await f.poll_once()
     await write(engine, ("a", "2026-01-01 10:00:05.000"))
@@ -94,8 +90,11 @@ async def test_ties_and_late_commits_are_not_missed(engine: AsyncEngine) -> None
     assert await keys(f) == []
 
 
-@with_table()
-async def test_a_burst_larger_than_a_batch_is_read_over_several_polls(engine: AsyncEngine) -> None:
+def test_a_burst_larger_than_a_batch_is_read_over_several_polls(tmp_path: Path) -> None:
+    on_table(tmp_path, _a_burst_larger_than_a_batch_is_read_over_several_polls)
+
+
+async def _a_burst_larger_than_a_batch_is_read_over_several_polls(engine: AsyncEngine) -> None:
     f = feed(engine, batch=10)
     await f.poll_once()
     burst = [f"k{i:02}" for i in range(25)]
@@ -105,8 +104,11 @@ async def test_a_burst_larger_than_a_batch_is_read_over_several_polls(engine: As
     assert all(len(batch) <= 10 for batch in seen) and seen[-1] == []
 
 
-@with_table(rows=False)
-async def test_an_empty_table_is_read_from_its_first_row(engine: AsyncEngine) -> None:
+def test_an_empty_table_is_read_from_its_first_row(tmp_path: Path) -> None:
+    on_table(tmp_path, _an_empty_table_is_read_from_its_first_row, rows=False)
+
+
+async def _an_empty_table_is_read_from_its_first_row(engine: AsyncEngine) -> None:
     f = feed(engine)
     assert await keys(f) == []
     await write(engine, ("first", "2026-01-01 10:00:00.000"))

@@ -14,7 +14,7 @@ import config
 from server.events import SIGNATURE, TIMESTAMP, Refused, Webhooks, sign
 from server.settings import EventSettings
 from tests.harness import ROOT
-from tests.test_config import edit, refused
+from tests.test_config import check, edit, refused
 
 SECRET = "helpdesk-secret-0123456789"
 NOW = 1_767_225_600.0
@@ -105,7 +105,8 @@ def test_several_signatures_and_a_previous_secret_serve_a_rotation() -> None:
     ({**TICKET, "key": ["a"]}, "key must be a string"),
     ({**TICKET, "extra": 1}, "unknown field 'extra'"),
     ({**TICKET, "at": "yesterday"}, "at must be unix seconds or an RFC 3339 time"),
-    ([TICKET, {**TICKET, "source": "contact", "entity": "interactions"}], "every event of a delivery names the same source"),
+    ([TICKET, {**TICKET, "source": "contact", "entity": "interactions"}],
+     "every event of a delivery names the same source"),
     ([], "an event object or a non-empty list"),
     ("tickets", "an event object or a non-empty list"),
 ])
@@ -142,7 +143,8 @@ def test_the_memory_of_deliveries_is_bounded_and_forgets_after_the_window() -> N
      "events.notify: needs a PostgreSQL dsn (LISTEN/NOTIFY); declare events.poll for this database"),
     ("crm", {"events.poll": {"entity": "crmm", "table": "customers", "key_column": "cust_no", "updated_column": "u"}},
      "events.poll.0.entity: 'crmm' is not an entity of this source (entities: crm)"),
-    ("crm", {"events.poll": {"entity": "crm", "table": "customers; drop", "key_column": "cust_no", "updated_column": "u"}},
+    ("crm", {"events.poll": {"entity": "crm", "table": "customers; drop", "key_column": "cust_no",
+                             "updated_column": "u"}},
      "events.poll.0.table: String should match pattern"),
     ("crm", {"events.notify": {"channel": "x"}, "events.poll": {"entity": "crm", "table": "customers",
              "key_column": "cust_no", "updated_column": "u", "interval_s": 0}},
@@ -167,3 +169,13 @@ def test_the_secret_comes_from_the_environment(copy: Path, monkeypatch: pytest.M
     webhook = config.load(copy / "gateway.yaml").sources["helpdesk"].events.webhook  # type: ignore[union-attr]
     assert webhook.secret.get_secret_value() == "from-the-environment-0123"
     assert "from-the-environment" not in repr(webhook)  # never in a log line or an error
+
+
+def test_check_says_how_each_source_tells_of_its_changes_and_hides_the_secrets() -> None:
+    done = check()
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and len(line.split()) > 4}
+    assert " webhook " in rows["helpdesk"] and " webhook " in rows["contact"]
+    assert " poll customers.updated_at 0.2 s " in rows["crm"] and " poll xref.updated_at 0.2 s " in rows["crosswalk"]
+    assert "  -  " in rows["billing"]  # its TTLs only
+    assert "events-secret" not in done.stdout
