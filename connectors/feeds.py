@@ -51,16 +51,17 @@ class Health:
 
 
 def parse_notification(source: str, entities: set[str], payload: str) -> ChangeEvent | None:
-    """A trigger's `{"entity", "key", "change"}` payload as an event; None (logged) when it is not one."""
+    """A trigger's `{"entity", "key", "change", "at"}` payload as an event (`at`: epoch seconds, optional);
+    None (logged) when it is not one."""
     try:
         raw = orjson.loads(payload)
-        entity, key, change = raw["entity"], raw["key"], raw.get("change", "changed")
+        entity, key, change, at = raw["entity"], raw["key"], raw.get("change", "changed"), raw.get("at")
         if entity not in entities or change not in CHANGES or key is None:
             raise ValueError(f"entity must be one of {sorted(entities)}, change one of {list(CHANGES)}")
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("%s: ignored a notification that is no change event (%s): %.200s", source, exc, payload)
         return None
-    return ChangeEvent(source, str(entity), str(key), change)
+    return ChangeEvent(source, str(entity), str(key), change, float(at) if isinstance(at, (int, float)) else None)
 
 
 class NotifyFeed:

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--data", default="data", help="folder for the SQLite files and ground truth")
     s.add_argument("--exit-with-parent", action="store_true", help="stop when standard input closes")
-    ld = sub.add_parser("load", help="load a SQL system into PostgreSQL or MariaDB")
+    ld = sub.add_parser("load", help="load a SQL system into PostgreSQL or MariaDB, with the triggers that keep "
+                                     "its updated_at columns (and on PostgreSQL NOTIFY the gateway)")
     _common(ld)
     ld.add_argument("--dsn", required=True, help="e.g. postgresql+asyncpg://postgres@127.0.0.1/test")
     ld.add_argument("--system", choices=(*SQL_SYSTEMS, "all"), default="all")

@@ -40,7 +40,8 @@ PG_FUNCTIONS = [
        BEGIN
          row := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
          PERFORM pg_notify(TG_ARGV[0], json_build_object('entity', TG_ARGV[1], 'key', row ->> TG_ARGV[2],
-           'change', CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'DELETE' THEN 'deleted' ELSE 'changed' END)::text);
+           'change', CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'DELETE' THEN 'deleted' ELSE 'changed' END,
+           'at', extract(epoch FROM clock_timestamp()))::text);
          RETURN NULL;
        END $$""",
     """CREATE OR REPLACE FUNCTION cg_touch_parent() RETURNS trigger LANGUAGE plpgsql AS $$

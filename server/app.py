@@ -37,7 +37,7 @@ from schema.query import Query
 from server.apq import ApqStore
 from server.auth import Authenticator
 from server.errors import log_errors
-from server.events import Refused, Webhooks
+from server.events import Refused, SharedSeen, Webhooks
 from server.execution import Executor
 from server.graphql_http import GraphQLEndpoint
 from server.limits import PayloadTooLarge, read_body
@@ -102,11 +102,15 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
                                              registry=registry)
         changes = holder["changes"] = Changes(sources)
         changes.start()
+        shared = holder["seen"] = SharedSeen(config.cache.redis_url, config.cache.namespace,
+                                             config.events.replay_window_s) if config.cache.redis_url else None
         tune_gc()  # once everything long-lived exists
         try:
             yield
         finally:
             await changes.close()
+            if shared is not None:
+                await shared.close()
             await apq.close()
             await sources.close()
             await session.close()
@@ -174,7 +178,7 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         """A source's signed change events (server/events.py): checked, then applied; 202 once applied."""
         try:
             body = await read_body(request, config.events.max_body_bytes)
-            accepted = webhooks.accept(request.headers, body)
+            accepted = await webhooks.admit(request.headers, body, holder["seen"])
         except PayloadTooLarge:
             return JSONResponse({"error": f"the body is larger than {config.events.max_body_bytes} bytes",
                                  "code": "PAYLOAD_TOO_LARGE"}, status_code=413)

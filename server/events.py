@@ -12,7 +12,9 @@ The secret is the source's `events.webhook.secret` (or `previous_secret` while i
 - 400 BAD_EVENT: not JSON, not of that shape, an unknown entity or change, or a source taking no webhooks;
 - 401 BAD_SIGNATURE: no timestamp or signature, or no signature matching; 401 STALE_TIMESTAMP: a
   timestamp further than `events.replay_window_s` from now (either way);
-- 409 REPLAYED: a delivery (its signature) already accepted within the window.
+- 409 REPLAYED: a delivery (its signature) already accepted within the window, by this gateway or,
+  when `cache.redis_url` is set, by any gateway sharing that Redis (the first to claim it there wins;
+  while Redis is down each gateway remembers its own).
 Accepted: 202 `{"accepted": n, "dropped": cache keys}`.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -27,11 +30,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import redis.asyncio
 
 from connectors.base import SourceConfig
 from connectors.changes import CHANGES, ChangeEvent
 from server.settings import EventSettings
 
+log = logging.getLogger("customer_graph.events")
 TIMESTAMP, SIGNATURE = "x-cg-timestamp", "x-cg-signature"
 MAX_KEY = 512
 
@@ -71,6 +76,32 @@ class Seen:
             self._at.popitem(last=False)
 
 
+class SharedSeen:
+    """Signatures accepted by any gateway sharing Redis: a delivery is claimed with SET NX, expiring when
+    its timestamp would be refused anyway. Redis failing never refuses a delivery (one warning per outage)."""
+
+    def __init__(self, redis_url: str, namespace: str, window_s: float) -> None:
+        self.redis = redis.asyncio.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.prefix, self.ttl_s = f"{namespace}:events:seen:", int(2 * window_s) + 1
+        self.failing = False
+
+    async def claim(self, signature: str) -> bool:
+        """Whether no gateway had this delivery yet (True too when Redis cannot tell)."""
+        try:
+            claimed = bool(await self.redis.set(self.prefix + signature, 1, nx=True, ex=self.ttl_s))
+        except redis.RedisError as exc:
+            if not self.failing:
+                log.warning("redis unavailable for the webhooks' replay memory (%r); each gateway remembers "
+                            "its own", exc)
+            self.failing = True
+            return True
+        self.failing = False
+        return claimed
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
 def _at(value: Any) -> float | None:
     if value is None:
         return None
@@ -95,12 +126,24 @@ class Webhooks:
 
     def accept(self, headers: Mapping[str, str], body: bytes) -> list[ChangeEvent]:
         """The delivery's events, once it is proven authentic and new (then remembered); else Refused."""
+        signature, events = self.check(headers, body)
+        self.seen.add(signature)
+        return events
+
+    def check(self, headers: Mapping[str, str], body: bytes) -> tuple[str, list[ChangeEvent]]:
+        """The delivery's signature and events when it is authentic and new here (not remembered yet)."""
         items = self._items(body)
         source = self._source(items)
         signature = self._verify(source, headers, body)
         if signature in self.seen:
             raise Refused(409, "REPLAYED", "this delivery was already accepted")
-        events = [self._event(source, item, i) for i, item in enumerate(items)]
+        return signature, [self._event(source, item, i) for i, item in enumerate(items)]
+
+    async def admit(self, headers: Mapping[str, str], body: bytes, shared: SharedSeen | None) -> list[ChangeEvent]:
+        """`accept`, with the replay memory shared through Redis when there is one."""
+        signature, events = self.check(headers, body)
+        if shared is not None and not await shared.claim(signature):
+            raise Refused(409, "REPLAYED", "this delivery was already accepted")
         self.seen.add(signature)
         return events
 

@@ -119,7 +119,8 @@ def test_notify_payloads_become_events_and_others_are_ignored() -> None:
     entities = {"crm"}
     assert parse_notification("crm", entities, '{"entity": "crm", "key": "1000003", "change": "deleted"}') == \
         ChangeEvent("crm", "crm", "1000003", "deleted")
-    assert parse_notification("crm", entities, '{"entity": "crm", "key": 7}') == ChangeEvent("crm", "crm", "7")
+    assert parse_notification("crm", entities, '{"entity": "crm", "key": 7, "at": 1767225600.5}') == \
+        ChangeEvent("crm", "crm", "7", "changed", 1767225600.5)
     for bad in ("not json", '{"entity": "orders", "key": "1"}', '{"entity": "crm"}', '{"entity": "crm", "key": null}',
                 '{"entity": "crm", "key": "1", "change": "gone"}', "[1]"):
         assert parse_notification("crm", entities, bad) is None, bad
