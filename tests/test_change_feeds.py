@@ -141,6 +141,12 @@ async def _bus() -> None:
     slow.close()
     bus.publish(events[0])
     assert await fast.get() == events[0] and slow._queue.empty()
+    with bus.subscribe() as listener:
+        bus.publish(events[2])
+        async for event in listener:
+            assert event == events[2]
+            break
+    assert bus._subscribers == {fast}
 
 
 def test_events_wait_with_their_invalidations_until_redis_takes_them() -> None:

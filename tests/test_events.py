@@ -37,6 +37,7 @@ IDS = [f"C-{n:06}" for n in range(1, 61)]
 VIEW = """query($ids: [ID!]!) { customers(ids: $ids) { id identities { system id } preferences { language }
   tickets { id status } interactions { id summary } orders { number }
   crossSell { eligible blockers { kind recordId } } } }"""
+FIND = "query($sys: SystemIdInput) { findCustomers(systemId: $sys) { id } }"
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +161,17 @@ def test_a_new_order_and_a_new_link_show_through_the_polling_feed(est: Estate, g
         db.execute("INSERT INTO order_lines VALUES (?, 1, 'ACC-100', 'USB-C Charger', 1, 19.5)", (number,))
     until(lambda: any(o["number"] == number for o in one(gw, gid)["orders"]))
     loyalty = f"{uuid.uuid4().int % 10**9:09}"
+    assert found_by(gw, "loyalty", loyalty) == []  # cached too: nobody has that id yet
     with sqlite3.connect(est.data / "crosswalk.sqlite") as db:
         db.execute("INSERT INTO xref (golden_id, system, system_key) VALUES (?, 'loyalty', ?)", (gid, loyalty))
     until(lambda: {"system": "loyalty", "id": loyalty} in one(gw, gid)["identities"])
+    until(lambda: found_by(gw, "loyalty", loyalty) == [gid])  # the link's lookup entry was dropped too
+
+
+def found_by(gw: Gateway, system: str, key: str) -> list[str]:
+    answer = gw.gql(FIND, {"sys": {"system": system, "id": key}})
+    assert "errors" not in answer, answer["errors"]
+    return [c["id"] for c in answer["data"]["findCustomers"]]
 
 
 def signed(events: Any, at: float | None = None, secret: str = HELPDESK_SECRET,
