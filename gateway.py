@@ -80,9 +80,8 @@ def start_estate(port_base: int, customers: int, data: Path,
     """The demo's source systems in a child process; returns it with the ports it listens on. Its HTTP
     sources send their change events to `events_url` (the gateway's /events)."""
     cmd = [sys.executable, "-m", "estate", "serve", "--port-base", str(port_base), "--customers", str(customers),
-           "--data", str(data), "--exit-with-parent"]
-    proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "ESTATE_EVENTS_URL": events_url})
+           "--data", str(data), "--exit-with-parent", "--events-url", events_url]
+    proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:

@@ -39,6 +39,7 @@ from server.settings import EventSettings
 log = logging.getLogger("customer_graph.events")
 TIMESTAMP, SIGNATURE = "x-cg-timestamp", "x-cg-signature"
 MAX_KEY = 512
+MAX_SIGNATURES = 4  # in one X-CG-Signature: enough for a rotation, too few to make us hash for a flood
 
 
 class Refused(Exception):
@@ -174,6 +175,8 @@ class Webhooks:
             raise Refused(401, "BAD_SIGNATURE", "X-CG-Timestamp (unix seconds) and X-CG-Signature are required")
         webhook = self.hooks[source].events.webhook  # type: ignore[union-attr]
         candidates = [s.strip() for s in given.split(",")]
+        if len(candidates) > MAX_SIGNATURES:
+            raise Refused(401, "BAD_SIGNATURE", f"at most {MAX_SIGNATURES} signatures in X-CG-Signature")
         expected = [sign(secret, stamp, body) for secret in webhook.secrets()]
         # Every pair compared, in constant time each: how far a guess matched never shows in the timing.
         matched = [c for c in candidates for e in expected if hmac.compare_digest(c.encode(), e.encode())]

@@ -74,6 +74,8 @@ def test_bad_signatures_are_refused() -> None:
     assert refusal(w, {SIGNATURE: headers[SIGNATURE]}, body) == (401, "BAD_SIGNATURE")
     assert refusal(w, {TIMESTAMP: headers[TIMESTAMP]}, body) == (401, "BAD_SIGNATURE")
     assert refusal(w, {**headers, TIMESTAMP: "-5"}, body) == (401, "BAD_SIGNATURE")
+    flood = ", ".join(["sha256=" + "0" * 64] * 4 + [headers[SIGNATURE]])
+    assert refusal(w, {**headers, SIGNATURE: flood}, body) == (401, "BAD_SIGNATURE")  # the right one fifth
     # Refusals are not remembered: the genuine delivery still goes through.
     assert len(w.accept(headers, body)) == 1
 
