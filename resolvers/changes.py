@@ -105,7 +105,7 @@ class Changes:
                 self.feeds[name] = NotifyFeed(name, c.config.dsn, events.notify, entities, self.apply, self.gap)
             else:
                 for poll in events.poll:
-                    self.feeds[f"{name}:{poll.table}"] = PollFeed(name, c.engine, poll, self.apply)
+                    self.feeds[f"{name}:{poll.table}"] = PollFeed(name, c.engine, poll, self.apply, c.driver)
         self._tasks = [asyncio.create_task(f.run(), name=f"change feed {n}") for n, f in self.feeds.items()]
 
     async def close(self) -> None:

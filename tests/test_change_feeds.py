@@ -19,6 +19,10 @@ from cache.tiers import Pending
 from connectors.changes import ChangeBus, ChangeEvent
 from connectors.events import Poll
 from connectors.feeds import PollFeed, parse_notification
+from connectors.sql_drivers import Aiosqlite, Driver
+
+
+OPEN: list[PollFeed] = []  # the feeds a test made, closed after it
 
 
 def on_table(tmp_path: Path, test: Callable[[AsyncEngine], Awaitable[None]], rows: bool = True) -> None:
@@ -34,6 +38,8 @@ def on_table(tmp_path: Path, test: Callable[[AsyncEngine], Awaitable[None]], row
                                             "('old-2', '2026-01-01 10:00:01.000')"))
             await test(eng)
         finally:
+            while OPEN:
+                await OPEN.pop().close()
             await eng.dispose()
 
     asyncio.run(scenario())
@@ -46,12 +52,14 @@ async def write(engine: AsyncEngine, *rows: tuple[str, str]) -> None:
                                {"k": key, "u": at})
 
 
-def feed(engine: AsyncEngine, **poll: Any) -> PollFeed:
+def feed(engine: AsyncEngine, driver: Driver | None = Aiosqlite(), **poll: Any) -> PollFeed:
     async def deliver(_: list[ChangeEvent]) -> None:
         raise AssertionError("poll_once is called directly here")
 
-    return PollFeed("shop", engine, Poll(entity="orders", table="items", key_column="id",
-                                         updated_column="updated_at", **poll), deliver)
+    made = PollFeed("shop", engine, Poll(entity="orders", table="items", key_column="id",
+                                         updated_column="updated_at", **poll), deliver, driver)
+    OPEN.append(made)
+    return made
 
 
 async def keys(f: PollFeed) -> list[str]:
@@ -73,6 +81,17 @@ async def _a_poll_reports_rows_changed_since_it_started_once_each(engine: AsyncE
     assert await keys(f) == []
     await write(engine, ("a", "2026-01-01 10:00:04.000"))  # the same row written again
     assert await keys(f) == ["a"]
+
+
+def test_a_driver_without_a_direct_reader_polls_through_sqlalchemy(tmp_path: Path) -> None:
+    on_table(tmp_path, _through_sqlalchemy)
+
+
+async def _through_sqlalchemy(engine: AsyncEngine) -> None:
+    f = feed(engine, driver=None)
+    assert await keys(f) == []
+    await write(engine, ("a", "2026-01-01 10:00:02.000"))
+    assert await keys(f) == ["a"] and await keys(f) == []
 
 
 def test_ties_and_late_commits_are_not_missed(tmp_path: Path) -> None:

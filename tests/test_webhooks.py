@@ -178,6 +178,6 @@ def test_check_says_how_each_source_tells_of_its_changes_and_hides_the_secrets()
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and len(line.split()) > 4}
     assert " webhook " in rows["helpdesk"] and " webhook " in rows["contact"]
-    assert " poll customers.updated_at 0.2 s " in rows["crm"] and " poll xref.updated_at 0.2 s " in rows["crosswalk"]
+    assert " poll customers.updated_at 0.5 s " in rows["crm"] and " poll xref.updated_at 0.5 s " in rows["crosswalk"]
     assert "  -  " in rows["billing"]  # its TTLs only
     assert "events-secret" not in done.stdout
