@@ -4,8 +4,8 @@
 
 Each change is made behind the gateway's back, on a customer whose view is cached (TTLs of 300 s, so
 only the event can refresh it): a ticket's status at the helpdesk (its webhook), a CRM customer's
-language in SQLite (the polling feed, every 0.5 s as sources/crm.yaml declares) and, when PostgreSQL answers at 127.0.0.1:5432 (or
-TEST_POSTGRES_DSN), in PostgreSQL (NOTIFY). The clock runs from the write until the first answer that
+language in SQLite (the polling feed, every 0.5 s as sources/crm.yaml declares) and, when PostgreSQL
+answers at 127.0.0.1:5432 (or TEST_POSTGRES_DSN), in PostgreSQL (NOTIFY). The clock runs from the write until the first answer that
 shows it; the client asks every 5 ms. Each write waits a random 0-550 ms first, so that it falls anywhere
 between two polls (else each would come just after one, and every poll change take a whole interval).
 The issue's goal: 1 s at p99.

@@ -176,7 +176,8 @@ def test_the_secret_comes_from_the_environment(copy: Path, monkeypatch: pytest.M
 def test_check_says_how_each_source_tells_of_its_changes_and_hides_the_secrets() -> None:
     done = check()
     assert done.returncode == 0, done.stderr
-    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and len(line.split()) > 4}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("  ") and len(line.split()) > 4]
+    rows = {line.split()[0]: line for line in lines}
     assert " webhook " in rows["helpdesk"] and " webhook " in rows["contact"]
     assert " poll customers.updated_at 0.5 s " in rows["crm"] and " poll xref.updated_at 0.5 s " in rows["crosswalk"]
     assert "  -  " in rows["billing"]  # its TTLs only
