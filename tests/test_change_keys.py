@@ -76,6 +76,12 @@ async def scenario(tmp_path: Path) -> None:
             assert await changes.apply([event]) == 1
             assert tiers.lookup_local("helpdesk", "tickets", ["ann@example.com"]) == {}
             assert await listener.get() == event
+
+        # With the cache off there is nothing to drop, and listeners still hear of the change.
+        uncached = Sources(cfg, sources.connectors)
+        with uncached.bus.subscribe() as listener:
+            assert await Changes(uncached).apply([event]) == 0
+            assert await listener.get() == event
     finally:
         await sources.close()
         await session.close()
