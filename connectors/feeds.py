@@ -158,7 +158,7 @@ class PollFeed:
         tail = f" ORDER BY {col} LIMIT {poll.batch}"
         self.sql_since = self._compiled(head + f"{col} >= :since" + tail)
         self.sql_all = self._compiled(head + f"{col} IS NOT NULL" + tail)
-        self.sql_max = self._compiled(f"SELECT MAX({col}) AS u, MAX({col}) AS k FROM {table}")
+        self.sql_max = self._compiled(f"SELECT MAX({col}) AS k, MAX({col}) AS u FROM {table}")  # named as the rest
         self.marks: deque[Any] = deque(maxlen=poll.lookback)  # the newest value seen after each poll
         self.seen: dict[tuple[str, Any], None] = {}  # (key, value) pairs delivered, at or past marks[0]
         self.primed = False
@@ -175,21 +175,24 @@ class PollFeed:
         compiled = clause.compile(dialect=self.engine.dialect)
         return clause, compiled.string, list(compiled.positiontup or ())
 
+    async def _connect(self) -> AsyncConnection:
+        conn = self.conn = await self.engine.connect()
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        self.raw = (await conn.get_raw_connection()).driver_connection
+        if self.driver is not None:
+            await self.driver.prepare(self.raw)
+        return conn
+
     async def _rows(self, sql: tuple[TextClause, str, list[str]], params: dict[str, Any] | None = None) -> list[Any]:
-        """(key, value) pairs."""
+        """The (key, value) pairs of one of the feed's queries."""
         params = params or {}
         try:
-            if self.conn is None:
-                self.conn = await self.engine.connect()
-                await self.conn.execution_options(isolation_level="AUTOCOMMIT")
-                self.raw = (await self.conn.get_raw_connection()).driver_connection
-                if self.driver is not None:
-                    await self.driver.prepare(self.raw)
+            conn = self.conn or await self._connect()
             clause, statement, order = sql
             if self.driver is not None and (order or ":" not in clause.text):
                 rows = await self.driver.fetch(self.raw, statement, [params[n] for n in order])
                 return [(r["k"], r["u"]) for r in rows]
-            return [(r.k, r.u) for r in await self.conn.execute(clause, params)]
+            return [(r.k, r.u) for r in await conn.execute(clause, params)]
         except BaseException:
             await self.close()  # its state is unknown: the next poll takes a new one
             raise
