@@ -32,6 +32,7 @@ Deliver = Callable[[list[ChangeEvent]], Awaitable[None]]
 Gap = Callable[[str], Awaitable[None]]
 RETRY_S = 1.0  # after a failure, the next try
 KEEPALIVE_S = 5.0  # a LISTEN connection is checked this often (a silent network drop sends no FIN)
+BACKLOG = 10_000  # notifications waiting to be applied; past it they are dropped for one gap (the whole source)
 
 
 class Health:
@@ -74,13 +75,18 @@ class NotifyFeed:
         self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.source, self.channel, self.entities = source, notify.channel, entities
         self.deliver, self.gap = deliver, gap
-        self.queue: asyncio.Queue[ChangeEvent] = asyncio.Queue()
+        self.queue: asyncio.Queue[ChangeEvent] = asyncio.Queue(BACKLOG)
+        self.overflowed = False
         self.health = Health(f"{source}: LISTEN {notify.channel}")
         self.connected = asyncio.Event()  # set while listening (tests and the bench wait for it)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         event = parse_notification(self.source, self.entities, payload)
-        if event is not None:
+        if event is None:
+            return
+        if self.queue.full():
+            self.overflowed = True
+        else:
             self.queue.put_nowait(event)
 
     async def run(self) -> None:
@@ -121,12 +127,18 @@ class NotifyFeed:
             await asyncio.sleep(RETRY_S)
 
     async def _drain(self) -> None:
-        """Deliver what arrived, the notifications of one burst together."""
+        """Deliver what arrived, the notifications of one burst together; after an overflow, one gap."""
         while True:
             batch = [await self.queue.get()]
             while not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            await self.deliver(batch)
+            if self.overflowed:
+                self.overflowed = False
+                log.warning("%s: more than %d notifications waiting; dropping its cached records instead",
+                            self.source, BACKLOG)
+                await self.gap(self.source)
+            else:
+                await self.deliver(batch)
 
 
 def _at(value: Any) -> float | None:

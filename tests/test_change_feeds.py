@@ -1,6 +1,6 @@
 """The change feeds and the bus, in-process: polling an updated_at column of a real SQLite table (ties,
-late commits, bursts larger than a batch), NOTIFY payloads, the bus's fan-out, and the cache never keeping
-a record read while its key was invalidated."""
+late commits, bursts larger than a batch), NOTIFY payloads and bursts, the bus's fan-out, and the cache
+never keeping a record read while its key was invalidated."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from cache.records import RecordCache
 from cache.settings import CacheSettings
 from cache.tiers import Pending
 from connectors.changes import ChangeBus, ChangeEvent
-from connectors.events import Poll
-from connectors.feeds import PollFeed, parse_notification
+from connectors import feeds
+from connectors.events import Notify, Poll
+from connectors.feeds import NotifyFeed, PollFeed, parse_notification
 from connectors.sql_drivers import Aiosqlite, Driver
 
 
@@ -213,3 +214,37 @@ async def _racing_read() -> None:
     assert cache.tiers.lookup_local("helpdesk", "tickets", ["ann"]) == {}
     assert (await cache.fetch(source, "tickets", ["ann"], None))[0] == ["SOLVED"]  # type: ignore[arg-type]
     assert "helpdesk:tickets:ann" in cache.tiers.l1._data  # and a read after the change is kept
+
+
+def test_notifications_of_a_burst_are_applied_together_and_an_overflow_drops_the_source(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feeds, "BACKLOG", 3)
+    asyncio.run(_bursts())
+
+
+async def _bursts() -> None:
+    delivered: list[list[str]] = []
+    gaps: list[str] = []
+
+    async def deliver(events: list[ChangeEvent]) -> None:
+        delivered.append([e.key for e in events])
+
+    async def gap(source: str) -> None:
+        gaps.append(source)
+
+    f = NotifyFeed("crm", "postgresql+asyncpg://gateway@db.example/crm", Notify(channel="crm_changes"), {"crm"},
+                   deliver, gap)
+    drain = asyncio.create_task(f._drain())
+    try:
+        for key in ("1", "2"):
+            f._notified(None, 0, "crm_changes", f'{{"entity": "crm", "key": "{key}"}}')
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert delivered == [["1", "2"]] and gaps == []
+        for key in ("3", "4", "5", "6", "7"):  # more than the backlog before the drain runs
+            f._notified(None, 0, "crm_changes", f'{{"entity": "crm", "key": "{key}"}}')
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert delivered == [["1", "2"]] and gaps == ["crm"]  # what was waiting is covered by the gap
+    finally:
+        drain.cancel()
