@@ -36,6 +36,7 @@ from server.settings import (
     ApqSettings,
     AuthSettings,
     CorsSettings,
+    EventSettings,
     FederationSettings,
     GraphiqlSettings,
     LimitSettings,
@@ -91,13 +92,14 @@ class GatewayConfig(BaseModel):
     graphiql: GraphiqlSettings = GraphiqlSettings()
     federation: FederationSettings = FederationSettings()
     metrics: MetricsSettings = MetricsSettings()
+    events: EventSettings = EventSettings()
     files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
                                         "operations": OperationsSettings, "cors": CorsSettings,
                                         "graphiql": GraphiqlSettings, "federation": FederationSettings,
-                                        "metrics": MetricsSettings}
+                                        "metrics": MetricsSettings, "events": EventSettings}
 TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 

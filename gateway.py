@@ -33,8 +33,9 @@ if __name__ == "__main__":  # the types are built from the config's sources fold
 
 import config as gateway_config  # noqa: E402
 import connectors  # noqa: E402
-from connectors.base import Probe  # noqa: E402
+from connectors.base import Probe, SourceConfig  # noqa: E402
 from connectors.declaration import record_class  # noqa: E402
+from connectors.events import is_postgres  # noqa: E402
 from connectors.mapping import compile_mapping  # noqa: E402
 from resolvers import mutations  # noqa: E402
 from schema.mutation import PLANS  # noqa: E402
@@ -82,10 +83,12 @@ def run_workers(config_path: str, host: str, port: int, workers: int, metrics: b
                     http="httptools", log_level="warning", access_log=False)
 
 
-def start_estate(port_base: int, customers: int, data: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    """The demo's source systems in a child process; returns it with the ports it listens on."""
+def start_estate(port_base: int, customers: int, data: Path,
+                 events_url: str = "") -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """The demo's source systems in a child process; returns it with the ports it listens on. Its HTTP
+    sources send their change events to `events_url` (the gateway's /events)."""
     cmd = [sys.executable, "-m", "estate", "serve", "--port-base", str(port_base), "--customers", str(customers),
-           "--data", str(data), "--exit-with-parent"]
+           "--data", str(data), "--exit-with-parent", "--events-url", events_url]
     proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -98,7 +101,7 @@ def demo(args: argparse.Namespace) -> None:
     data = Path(args.data).resolve()
     print(f"Generating {args.customers} customers and starting the source systems on ports "
           f"{args.port_base + 1}..{args.port_base + 9} ...", flush=True)
-    proc, ports = start_estate(args.port_base, args.customers, data)
+    proc, ports = start_estate(args.port_base, args.customers, data, f"http://127.0.0.1:{args.port}/events")
     try:
         os.environ["ESTATE_DATA"] = str(data)
         cfg = gateway_config.load(args.config)
@@ -234,6 +237,19 @@ def _wrapped(items: list[str], width: int = 100) -> str:
     return "\n".join(lines)
 
 
+def events_of(src: SourceConfig) -> str:
+    """How a source tells of its changes, as this dsn runs it (connectors/events.py); '-': its TTLs only."""
+    ev = src.events
+    if ev is None:
+        return "-"
+    out = ["webhook"] if ev.webhook is not None else []
+    if ev.notify is not None and is_postgres(src.dsn):
+        out.append(f"notify {ev.notify.channel}")
+    elif src.kind == "sql":
+        out += [f"poll {p.table}.{p.updated_column} {p.interval_s:g} s" for p in ev.poll]
+    return ", ".join(out) or "-"
+
+
 def check(args: argparse.Namespace) -> None:
     """Validate the configuration and print what it declares; with --ping, call each source once."""
     cfg, entities, registry = checked(args.config)
@@ -247,9 +263,9 @@ def check(args: argparse.Namespace) -> None:
             secrets.append(f"auth {next(k for k in ('bearer', 'basic', 'api_key') if getattr(src.auth, k))}: ***")
         auth = ", ".join(secrets) or "-"
         rows.append((name, src.kind, hide(src.dsn if src.kind == "sql" else src.url), ", ".join(entities[name]),
-                     auth, cfg.files.get(name) or f"{origin} (inline)"))
+                     events_of(src), auth, cfg.files.get(name) or f"{origin} (inline)"))
     print(f"\nsources ({len(rows)}):")
-    print(_table(("name", "kind", "url / dsn", "entities", "headers", "declared in"), rows))
+    print(_table(("name", "kind", "url / dsn", "entities", "change events", "headers", "declared in"), rows))
     customer = build_schema()._schema.type_map["Customer"]
     feeds = _feeds(cfg)
     fields = [f"{n}: {f.type}" + (f" <- {feeds[n]}" if n in feeds else "")

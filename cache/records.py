@@ -130,18 +130,26 @@ class RecordCache:
 
     async def _call(self, connector: Connector, entity: str, keys: list[str],
                     deadline: float | None) -> dict[str, Entry | BaseException]:
+        tiers = self.tiers
+        full = [cache_key(connector.name, entity, k) for k in keys]
+        tiers.read_started(full)
         try:
             found = await connector.fetch(entity, keys, deadline)
         except SourceError as exc:
             return dict.fromkeys(keys, exc)
+        finally:
+            superseded = tiers.read_done(full)
         now = time.time()
         ttl = self.ttl(connector.name, entity, True)
         negative = self.ttl(connector.name, entity, False)
         entries = {k: Entry(found[k], True, now, ttl) if k in found else Entry(None, False, now, negative)
                    for k in keys}
-        tiers = self.tiers
+        kept = entries
+        if superseded:  # changed while it was read: answer with it, but do not keep it
+            prefix = cache_key(connector.name, entity, "")
+            kept = {k: e for k, e in entries.items() if prefix + k not in superseded}
         if tiers.l2 is None:
-            tiers.store_local(connector.name, entity, entries)
+            tiers.store_local(connector.name, entity, kept)
         else:
-            await tiers.store(connector.name, entity, entries)
+            await tiers.store(connector.name, entity, kept)
         return entries  # type: ignore[return-value]

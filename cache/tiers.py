@@ -92,19 +92,23 @@ def _redis(url: str, namespace: str) -> RedisCache:
 class Pending:
     """Invalidations Redis has not had yet: full keys and whole sources, each with the generation it was
     queued in, so that delivering an older batch does not clear a newer invalidation of the same key.
-    Past `limit` keys the queue collapses into one invalidation of everything: bounded, and never lost."""
+    Past `limit` keys the queue collapses into one invalidation of everything: bounded, and never lost.
+    The change events that came with them (resolvers/changes.py) wait too, the oldest dropped past `limit`."""
 
     limit: int = PENDING_LIMIT
     keys: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     everything: int = 0  # the generation of a pending "drop the whole namespace", or 0
     generation: int = 0
+    events: list[tuple[int, Any]] = field(default_factory=list)  # (generation, JSON-able change event)
 
     def __bool__(self) -> bool:
         return bool(self.keys or self.sources or self.everything)
 
-    def add(self, keys: Iterable[str], sources: Iterable[str]) -> None:
+    def add(self, keys: Iterable[str], sources: Iterable[str], events: Iterable[Any] = ()) -> None:
         self.generation += 1
+        self.events += [(self.generation, e) for e in events]
+        del self.events[:-self.limit]
         for key in keys:
             self.keys[key] = self.generation
         for source in sources:
@@ -119,7 +123,8 @@ class Pending:
         return bool(self.everything) or key in self.keys or key[: key.find(":")] in self.sources
 
     def batch(self) -> Pending:
-        return Pending(self.limit, dict(self.keys), dict(self.sources), self.everything, self.generation)
+        return Pending(self.limit, dict(self.keys), dict(self.sources), self.everything, self.generation,
+                       list(self.events))
 
     def delivered(self, batch: Pending) -> None:
         """Forget what `batch` delivered, unless it was invalidated again since."""
@@ -131,6 +136,7 @@ class Pending:
                 del self.sources[source]
         if batch.everything and self.everything == batch.everything:
             self.everything = 0
+        self.events = [(gen, e) for gen, e in self.events if gen > batch.generation]
 
 
 class Tiers:
@@ -150,6 +156,10 @@ class Tiers:
         self._flusher: asyncio.Task[None] | None = None
         self._redis_down_until = 0.0  # a clock time; before it, Redis is not asked
         self.warnings = LogThrottle(log, clock=clock)
+        self.on_events: Callable[[list[Any]], None] | None = None  # other gateways' change events, once applied
+        # Full keys being read from their source -> whether they were invalidated meanwhile: such a read
+        # may hold the record as it was before the change, so it is not stored (see `read_done`).
+        self.reading: dict[str, bool] = {}
 
     def _redis_usable(self) -> bool:
         return self.l2 is not None and self.clock() >= self._redis_down_until
@@ -216,8 +226,10 @@ class Tiers:
                 except Exception as exc:  # noqa: BLE001
                     self._redis_failed("storing", exc)
 
-    async def invalidate(self, keys: Iterable[str] = (), sources: Iterable[str] = ()) -> None:
-        """Drop these full keys and every key of these sources, here, in Redis and in every other gateway.
+    async def invalidate(self, keys: Iterable[str] = (), sources: Iterable[str] = (),
+                         events: Iterable[Any] = ()) -> None:
+        """Drop these full keys and every key of these sources, here, in Redis and in every other gateway;
+        the other gateways hand `events` (JSON-able) to their `on_events` once they have dropped them.
 
         Never raises: the write that asks for it has succeeded at its source. The in-process tier is
         dropped at once; Redis and the other gateways get it now if Redis answers, else once it does."""
@@ -225,7 +237,7 @@ class Tiers:
         self._drop_local(keys, sources)
         if self.l2 is None:
             return
-        self.pending.add(keys, sources)
+        self.pending.add(keys, sources, events)
         if self._redis_usable():
             await self._deliver()
         if self.pending:
@@ -248,7 +260,7 @@ class Tiers:
                 for source in batch.sources:
                     await self.l2.clear(namespace=f"{self.settings.namespace}:{source}")
                 message = {"from": self.me, "keys": list(batch.keys), "sources": list(batch.sources),
-                           "everything": bool(batch.everything)}
+                           "everything": bool(batch.everything), "events": [e for _, e in batch.events]}
                 await self.l2.client.publish(self.channel, orjson.dumps(message))
             except Exception as exc:  # noqa: BLE001 - kept pending, retried by the flusher
                 self._redis_failed("invalidating", exc)
@@ -270,7 +282,31 @@ class Tiers:
                 return
             pause = min(pause * 2, 5.0)
 
+    def read_started(self, keys: list[str]) -> None:
+        for key in keys:
+            self.reading[key] = False
+
+    def read_done(self, keys: list[str]) -> set[str]:
+        """The keys of a finished read that were invalidated while it ran (not to be stored)."""
+        reading = self.reading
+        return {key for key in keys if reading.pop(key, False)}
+
+    def _superseded(self, keys: Iterable[str], sources: Iterable[str], everything: bool) -> None:
+        reading = self.reading
+        if not reading:
+            return
+        if everything:
+            reading.update(dict.fromkeys(reading, True))
+            return
+        for key in keys:
+            if key in reading:
+                reading[key] = True
+        for source in sources:
+            reading.update((k, True) for k in list(reading) if k.startswith(source + ":"))
+
     def _drop_local(self, keys: Iterable[str], sources: Iterable[str], everything: bool = False) -> None:
+        keys = list(keys)
+        self._superseded(keys, sources, everything)
         if everything:
             for key in list(self.l1._data):
                 self.l1._drop(key)
@@ -304,6 +340,8 @@ class Tiers:
                     body = orjson.loads(message["data"])
                     if body.get("from") != self.me:
                         self._drop_local(body.get("keys", ()), body.get("sources", ()), body.get("everything", False))
+                        if body.get("events") and self.on_events is not None:
+                            self.on_events(body["events"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connectors.actions import Action, Args
 from connectors.declaration import KIND_MARKERS, Entity, OffsetPages, record_class
+from connectors.events import Events
 from connectors.identity import IdentityDecl, compile_identity
 from connectors.resilience import CLOSED, OPEN, Bulkhead, BulkheadFull, CircuitBreaker
 from connectors.window import RecentCalls
@@ -152,6 +153,7 @@ class SourceConfig(BaseModel):
     entities: dict[str, Entity] = {}  # declared reads (connectors/declaration.py)
     identity: IdentityDecl | None = None  # the identity source's links and lookups (connectors/identity.py)
     actions: dict[ActionName, Action] = {}  # declared writes (connectors/actions.py)
+    events: Events | None = None  # how it tells of changes: webhook, notify, poll (connectors/events.py)
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -205,6 +207,14 @@ class SourceConfig(BaseModel):
             self.identity.check_entities(self.entities)
             compile_identity(self.identity, self.options)
         return self
+
+    @model_validator(mode="after")
+    def _events(self) -> SourceConfig:
+        problem = self.events.problem(self.kind, self.dsn, set(self.entities)) if self.events else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
 
 class Probe(NamedTuple):
     """One probe's verdict: did the source answer, how fast, and what it said (safe to print)."""

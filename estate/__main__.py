@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import threading
@@ -49,6 +50,7 @@ async def serve(args: argparse.Namespace) -> None:
     as_of = args.as_of or datetime.now(timezone.utc).date()
     est = generate(args.customers, args.seed, as_of)
     await write_data(est, Path(args.data))
+    os.environ["ESTATE_EVENTS_URL"] = args.events_url  # read by each source's webhook (estate/events.py)
     runners = []
     for name in HTTP_SYSTEMS:
         runner = web.AppRunner(APPS[name](est), access_log=None)
@@ -87,7 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--data", default="data", help="folder for the SQLite files and ground truth")
     s.add_argument("--exit-with-parent", action="store_true", help="stop when standard input closes")
-    ld = sub.add_parser("load", help="load a SQL system into PostgreSQL or MariaDB")
+    s.add_argument("--events-url", default=os.environ.get("ESTATE_EVENTS_URL", ""),
+                   help="where the HTTP sources POST their signed change events, e.g. http://127.0.0.1:8000/events "
+                        "(default: $ESTATE_EVENTS_URL; none: they send none)")
+    ld = sub.add_parser("load", help="load a SQL system into PostgreSQL or MariaDB, with the triggers that keep "
+                                     "its updated_at columns (and on PostgreSQL NOTIFY the gateway)")
     _common(ld)
     ld.add_argument("--dsn", required=True, help="e.g. postgresql+asyncpg://postgres@127.0.0.1/test")
     ld.add_argument("--system", choices=(*SQL_SYSTEMS, "all"), default="all")

@@ -1,5 +1,8 @@
 """The nine HTTP source systems of the demo estate, each in its own dialect.
 
+The helpdesk (a ticket's status or priority set with PUT /api/v2/tickets/{id}) and the contact center
+(an interaction recorded) send a signed webhook for every write (estate/events.py).
+
 billing: REST batch + API key; helpdesk: REST, one requester per call, cursor pages;
 contact: REST batch, epoch times; marketing: REST, offset pages, bearer token;
 loyalty: GraphQL; warranty: SOAP-style XML, DD/MM/YYYY dates; shipping, staff,
@@ -20,6 +23,7 @@ from xml.sax.saxutils import escape
 import graphql
 from aiohttp import web
 
+from estate.events import add_webhooks, emit
 from estate.faults import count_keys, source_app
 from estate.generate import Estate
 
@@ -75,16 +79,19 @@ def helpdesk_app(est: Estate) -> web.Application:
     async def update(request: web.Request) -> web.Response:
         ticket_id = int(request.match_info["id"])
         body = await request.json()
-        for items in est.helpdesk.values():
+        for email, items in est.helpdesk.items():
             for t in items:
                 if t["id"] == ticket_id:
                     t.update({k: body[k] for k in ("status", "priority") if k in body})
                     t["updated_at"] = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+                    emit(request, "tickets", email)
                     return web.json_response({"ticket": t})
         return web.json_response({"error": "RecordNotFound"}, status=404)
 
-    return source_app("helpdesk", [web.get("/api/v2/requesters/{email}/tickets", tickets),
-                                   web.put("/api/v2/tickets/{id}", update)])
+    app = source_app("helpdesk", [web.get("/api/v2/requesters/{email}/tickets", tickets),
+                                  web.put("/api/v2/tickets/{id}", update)])
+    add_webhooks(app, "helpdesk")
+    return app
 
 
 def contact_app(est: Estate) -> web.Application:
@@ -118,9 +125,12 @@ def contact_app(est: Estate) -> web.Application:
                        "disposition": "resolved", "summary": summary}
         est.contact.setdefault(phone, []).append(interaction)
         created[key] = (fingerprint, interaction)
+        emit(request, "interactions", phone, "created")
         return web.json_response({"interaction": interaction}, status=201)
 
-    return source_app("contact", [web.post("/v1/interactions/search", search), web.post("/v1/interactions", create)])
+    app = source_app("contact", [web.post("/v1/interactions/search", search), web.post("/v1/interactions", create)])
+    add_webhooks(app, "contact")
+    return app
 
 
 def marketing_app(est: Estate) -> web.Application:

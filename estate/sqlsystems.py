@@ -1,7 +1,8 @@
 """The three SQL systems (CRM, identity crosswalk, web shop): their tables and loading.
 
 One table definition serves every engine: the demo's SQLite files and, with
-`python -m estate load --dsn URL`, PostgreSQL (asyncpg) or MariaDB (asyncmy).
+`python -m estate load --dsn URL`, PostgreSQL (asyncpg) or MariaDB (asyncmy). Customers, links and
+orders carry an `updated_at` that triggers keep current (estate/sqlevents.py), the gateway's change feed.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import VARCHAR
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from estate import sqlevents
 from estate.generate import Estate
 
-SCHEMA = 2  # bumped when a table changes, so that `serve` rebuilds SQLite files written by an older one
+SCHEMA = 3  # bumped when a table changes, so that `serve` rebuilds SQLite files written by an older one
 
 crm_meta = MetaData()
 Table(
@@ -41,6 +43,7 @@ Table(
     Column("addr_country", String(2)), Column("segment_code", String(4)), Column("lang", String(2)),
     Column("pref_contact", String(1)), Column("consent_email", SmallInteger), Column("consent_sms", SmallInteger),
     Column("consent_phone", SmallInteger), Column("created_on", Date),
+    Column("updated_at", DateTime, index=True),
 )
 
 crosswalk_meta = MetaData()
@@ -52,6 +55,7 @@ Table(
     # unique link below.
     Column("system_key", String(96).with_variant(VARCHAR(96, collation="utf8mb4_bin"), "mysql", "mariadb"),
            nullable=False),
+    Column("updated_at", DateTime, index=True),
     Index("ix_xref_golden", "golden_id"), Index("ix_xref_system_key", "system_key"),
     # One link per record: concurrent first contacts may all try to add it, exactly one row results.
     UniqueConstraint("golden_id", "system", "system_key", name="uq_xref_link"),
@@ -77,6 +81,7 @@ Table(
     Column("placed_at", DateTime, nullable=False), Column("channel", String(8), nullable=False),
     Column("status", String(12), nullable=False), Column("total", Float, nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("updated_at", DateTime, index=True),
 )
 Table(
     "order_lines", shop_meta,
@@ -128,6 +133,7 @@ async def load(est: Estate, dsn: str, system: str, chunk: int = 5000) -> int:
                 for start in range(0, len(rows), chunk):
                     await conn.execute(insert(meta.tables[name]), rows[start:start + chunk])
                 written += len(rows)
+            await sqlevents.install(conn, system)
     finally:
         await engine.dispose()
     return written

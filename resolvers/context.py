@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cache.records import RecordCache
 from connectors.base import Connector
+from connectors.changes import ChangeBus
 from connectors.identity import CompiledIdentity, compile_identity
 from resolvers.futures import all_of, chain
 from resolvers.loader import SettledLoader
@@ -64,6 +65,7 @@ class Sources:
     providers: dict[str, list[Connector]] = field(default_factory=dict)
     key_specs: dict[tuple[str, str], KeySpec] = field(default_factory=dict)
     identity: CompiledIdentity = field(init=False)  # the identity source's entities and lookups
+    bus: ChangeBus = field(default_factory=ChangeBus)  # every change event accepted, after its invalidation
 
     def __post_init__(self) -> None:
         self.key_specs = key_specs(self.connectors)

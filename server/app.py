@@ -1,5 +1,5 @@
-"""The ASGI app: /graphql, /healthz, /readyz, /metrics (Prometheus), the live status page (/status) and
-GraphiQL's own static assets (no CDN)."""
+"""The ASGI app: /graphql, /healthz, /readyz, /metrics (Prometheus), the sources' change events (/events),
+the live status page (/status) and GraphiQL's own static assets (no CDN)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from connectors.base import SourceError
 from connectors.http import new_session
 from connectors.window import RecentCalls
 from resolvers import mutations
+from resolvers.changes import Changes
 from resolvers.context import Sources
 from resolvers.invalidate import invalidate
 from schema.mutation import PLANS, Mutation
@@ -37,10 +38,12 @@ from schema.query import Query
 from server.apq import ApqStore
 from server.auth import Authenticator
 from server.errors import log_errors
+from server.events import Refused, SharedSeen, Webhooks
 from server.execution import Executor
 from server.federation import SubgraphSchema
 from server.graphql_http import GraphQLEndpoint
 from server.metrics import Refresh, count_requests, scrape
+from server.limits import PayloadTooLarge, read_body
 from server.observe import Observed
 from server.operations import allow_list
 from server.policy import Policies
@@ -100,6 +103,7 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
     registry = allow_list(config.operations, config.roles, schema._schema)  # a broken document stops the start
     apq = ApqStore(config.apq, config.cache.redis_url, config.cache.namespace, fixed=registry.by_hash)
     holder: dict[str, Any] = {}
+    webhooks = Webhooks(config.sources, config.events)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -117,6 +121,10 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         readiness = holder["readiness"] = Readiness(sources.connectors[config.identity], config.ready_probe_s)
         readiness.start()
         refresh = holder["metrics"] = Refresh.start(sources) if config.metrics.enabled else None
+        changes = holder["changes"] = Changes(sources)
+        changes.start()
+        shared = holder["seen"] = SharedSeen(config.cache.redis_url, config.cache.namespace,
+                                             config.events.replay_window_s) if config.cache.redis_url else None
         tune_gc()  # once everything long-lived exists
         try:
             yield
@@ -124,6 +132,9 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             await readiness.stop()
             if refresh is not None:
                 await refresh.stop()
+            await changes.close()
+            if shared is not None:
+                await shared.close()
             await apq.close()
             await sources.close()
             await session.close()
@@ -192,12 +203,26 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         except SourceError as exc:
             return JSONResponse({"error": str(exc), "code": exc.code}, status_code=503)
 
+    async def events(request: Request) -> Response:
+        """A source's signed change events (server/events.py): checked, then applied; 202 once applied."""
+        try:
+            body = await read_body(request, config.events.max_body_bytes)
+            accepted = await webhooks.admit(request.headers, body, holder["seen"])
+        except PayloadTooLarge:
+            return JSONResponse({"error": f"the body is larger than {config.events.max_body_bytes} bytes",
+                                 "code": "PAYLOAD_TOO_LARGE"}, status_code=413)
+        except Refused as exc:
+            return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.status)
+        dropped = await holder["changes"].apply(accepted)
+        return JSONResponse({"accepted": len(accepted), "dropped": dropped}, status_code=202)
+
     routes = [
         Route("/graphql", graphql_post, methods=["POST"]),
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/cache/invalidate", cache_invalidate, methods=["POST"]),
+        Route("/events", events, methods=["POST"]),
         Route("/status", status_page, methods=["GET"]),
         Route("/status.json", status_json, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -109,3 +109,13 @@ class MetricsSettings(Section):
 
     enabled: bool = True
     max_operation_names: int = Field(50, ge=0, le=1000)  # client-chosen names kept as labels; later ones "(other)"
+
+
+class EventSettings(Section):
+    """The `events:` section: the webhook endpoint POST /events (server/events.py). Each source's signing
+    secret is in its own declaration (`events: {webhook: {secret: ...}}`)."""
+
+    replay_window_s: float = Field(300.0, gt=0, le=3600)  # a delivery's timestamp may be this far from now
+    max_body_bytes: int = Field(256 * 1024, ge=1024)  # 413 beyond it
+    max_events: int = Field(500, ge=1, le=10_000)  # events in one delivery
+    remember: int = Field(100_000, ge=100)  # deliveries remembered against replays (the oldest forgotten first)
