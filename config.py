@@ -41,6 +41,7 @@ from server.settings import (
     LimitSettings,
     OperationsSettings,
     RoleSettings,
+    SubscriptionSettings,
 )
 
 __all__ = ["KINDS", "ConfigError", "GatewayConfig", "display_path", "inline", "load", "parse"]
@@ -87,12 +88,14 @@ class GatewayConfig(BaseModel):
     cors: CorsSettings = CorsSettings()
     graphiql: GraphiqlSettings = GraphiqlSettings()
     events: EventSettings = EventSettings()
+    subscriptions: SubscriptionSettings = SubscriptionSettings()
     files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
                                         "operations": OperationsSettings, "cors": CorsSettings,
-                                        "graphiql": GraphiqlSettings, "events": EventSettings}
+                                        "graphiql": GraphiqlSettings, "events": EventSettings,
+                                        "subscriptions": SubscriptionSettings}
 TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 

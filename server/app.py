@@ -19,8 +19,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 from strawberry.types import ExecutionContext
 
 import connectors
@@ -34,7 +35,10 @@ from resolvers.context import Sources
 from resolvers.invalidate import invalidate
 from schema.mutation import PLANS, Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 from server.apq import ApqStore
+from schema.subscription import Channel
+from server import contacts
 from server.auth import Authenticator
 from server.errors import log_errors
 from server.events import Refused, Webhooks
@@ -48,6 +52,7 @@ from server.query_cache import QueryCache
 from server.runtime import tune_gc
 from server.settings import CorsSettings
 from server.status import WINDOW_S, snapshot
+from server.subscriptions import Live
 from telemetry.logs import enable_access_log
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -61,7 +66,7 @@ class GatewaySchema(strawberry.Schema):
 def build_schema(extensions: Sequence[Any] = ()) -> strawberry.Schema:
     # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
     # Plain leaf fields take a one-step path (server/execution.py).
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=[QueryCache, *extensions],
+    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=[QueryCache, *extensions],
                          execution_context_class=Executor)
 
 
@@ -82,6 +87,7 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         logging.getLogger("customer_graph").warning(
             "auth mode none: every caller is trusted with everything; do not expose this gateway")
     mutations.check(PLANS, config)  # each declared mutation's action suits it (gateway.py check says it in one line)
+    contacts.check(config)
     schema = build_schema()
     policies = Policies(schema, config.roles, build_schema)
     registry = allow_list(config.operations, config.roles, schema._schema)  # a broken document stops the start
@@ -98,8 +104,9 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         except BaseException:
             await session.close()
             raise
-        holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
-                                             registry=registry)
+        endpoint = holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
+                                                        registry=registry)
+        endpoint.live = holder["live"] = Live(endpoint, config.subscriptions)
         changes = holder["changes"] = Changes(sources)
         changes.start()
         tune_gc()  # once everything long-lived exists
@@ -131,7 +138,11 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         endpoint = holder.get("endpoint")
         if endpoint is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse(snapshot(endpoint.sources.connectors, endpoint.sources.cache, recent))
+        body = snapshot(endpoint.sources.connectors, endpoint.sources.cache, recent)
+        live = holder["live"]
+        body["subscriptions"] = {"running": live.running, "listening": live.listening,
+                                 "max": config.subscriptions.max_per_instance}
+        return JSONResponse(body)
 
     async def status_page(_request: Request) -> Response:
         return FileResponse(STATIC / "status" / "index.html")
@@ -183,13 +194,33 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         dropped = await holder["changes"].apply(accepted)
         return JSONResponse({"accepted": len(accepted), "dropped": dropped}, status_code=202)
 
+    channels = [c.name for c in Channel]
+
+    async def incoming(request: Request) -> Response:
+        """A contact starting (server/contacts.py): announced to every gateway's incomingContacts subscribers."""
+        try:
+            body = await read_body(request, config.events.max_body_bytes)
+            announced = contacts.announcement(webhooks, config.sources, channels, request.headers, body)
+        except PayloadTooLarge:
+            return JSONResponse({"error": f"the body is larger than {config.events.max_body_bytes} bytes",
+                                 "code": "PAYLOAD_TOO_LARGE"}, status_code=413)
+        except Refused as exc:
+            return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.status)
+        await holder["endpoint"].sources.contacts.publish(announced)
+        return JSONResponse({"announced": True}, status_code=202)
+
+    async def graphql_ws(websocket: WebSocket) -> None:
+        await holder["live"].websocket(websocket)
+
     routes = [
         Route("/graphql", graphql_post, methods=["POST"]),
+        WebSocketRoute("/graphql", graphql_ws),
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/cache/invalidate", cache_invalidate, methods=["POST"]),
         Route("/events", events, methods=["POST"]),
+        Route("/events/contacts", incoming, methods=["POST"]),
         Route("/status", status_page, methods=["GET"]),
         Route("/status.json", status_json, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
