@@ -11,7 +11,9 @@ same limits and allow-list as POST; its results are formatted as POST formats th
   for a second connection_init (the protocol's codes).
 - SSE: POST /graphql with `Accept: text/event-stream`, authenticated like any POST; answered with
   `event: next` per result and `event: complete` at the end, and a comment every `keepalive_s`. Refused
-  before any stream (JSON, as POST answers): 401/403, 400 for a bad request or document, 503 past the limit.
+  before any stream (JSON, as POST answers): 401/403 for auth, 400 for a bad request or document, 403 for
+  a field the role may not read, 404 for an unknown customer, 503 past the limit or for a failing source.
+  Over WebSocket the same refusals are an `error` message.
 
 Limits (`subscriptions:` in gateway.yaml): operations at once per WebSocket and per gateway process;
 past them an operation is refused with TOO_MANY_SUBSCRIPTIONS naming the limit.
@@ -114,12 +116,12 @@ class Live:
         except BaseException:
             self.running -= 1
             raise
-        if first is not None and (isinstance(first, PreExecutionError) or result_payload(first, ctx)[1]):
+        if first is not None and refused(first):
             self.running -= 1
             with contextlib.suppress(Exception):
                 await results.aclose()
             payload, _ = result_payload(first, ctx)
-            return _json(payload, 400)  # nothing ran: the document, its variables or a limit
+            return _json({"errors": payload["errors"]}, status_of(payload["errors"]))
         return StreamingResponse(self._events(request, results, first, pending, ctx), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -296,8 +298,8 @@ class Connection:
             async with contextlib.aclosing(results):
                 first = True
                 async for result in results:
-                    payload, request_error = result_payload(result, ctx)
-                    if first and (isinstance(result, PreExecutionError) or request_error):
+                    payload, _ = result_payload(result, ctx)
+                    if first and not ctx.listening.is_set() and refused(result):  # type: ignore[union-attr]
                         await self.send({"id": op_id, "type": "error", "payload": payload["errors"]})
                         return
                     first = False
@@ -316,6 +318,21 @@ class Connection:
             watcher.cancel()
             live.running -= 1
             self.operations.pop(op_id, None)
+
+
+def refused(result: Any) -> bool:
+    """Whether a result that comes before the operation listens refuses it: nothing to answer but errors (a
+    document that does not validate, a field the role may not read, an unknown customer)."""
+    return isinstance(result, PreExecutionError) or (result.data is None and bool(result.errors))
+
+
+STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "SOURCE_UNAVAILABLE": 503,
+          "SOURCE_TIMEOUT": 503, "SOURCE_BAD_RESPONSE": 502}
+
+
+def status_of(errors: list[dict[str, Any]]) -> int:
+    """The HTTP status of an SSE request refused before its stream: its first error's code says it."""
+    return STATUS.get((errors[0].get("extensions") or {}).get("code", ""), 400)
 
 
 async def _count_listening(live: Live, ctx: Context) -> None:

@@ -36,6 +36,11 @@ class WsClient:
         await self.ws.send_json({"id": op_id, "type": "subscribe",
                                  "payload": {"query": query, "variables": variables or {}}})
 
+    async def ping_pong(self) -> None:
+        await self.ws.send_json({"type": "ping"})
+        message = await self.receive()
+        assert message == {"type": "pong"}, message
+
     async def complete(self, op_id: str) -> None:
         await self.ws.send_json({"id": op_id, "type": "complete"})
 
