@@ -18,22 +18,9 @@ from typing import Any
 
 import orjson
 
-from config import GatewayConfig
 from server.events import Refused, Webhooks, _at
 
 MAX_FROM = 320  # an email address's longest
-
-
-def check(config: GatewayConfig) -> None:
-    """Each source's contact lookups name lookups of the identity source (at start, naming the source)."""
-    identity = config.sources[config.identity].identity
-    known = set(identity.lookups) if identity is not None else set()
-    for name, src in config.sources.items():
-        contacts = src.events.contacts if src.events is not None else None
-        for lookup in contacts.lookups if contacts is not None else ():
-            if lookup not in known:
-                raise ValueError(f"{config.files.get(name) or name}: events.contacts.lookups: {lookup!r} is not a "
-                                 f"lookup of the identity source (lookups: {', '.join(sorted(known))})")
 
 
 def announcement(webhooks: Webhooks, sources: Mapping[str, Any], channels: Collection[str],

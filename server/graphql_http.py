@@ -218,8 +218,8 @@ class GraphQLEndpoint:
                 result = await work
         except InvalidOperationTypeError as exc:
             if exc.operation_type is OperationType.SUBSCRIPTION:
-                return _bad_request("send subscriptions over WebSocket (graphql-transport-ws) or as a POST with "
-                                    "Accept: text/event-stream", media)
+                return _bad_request("subscriptions are not supported as plain GET or POST: send them over WebSocket "
+                                    "(graphql-transport-ws) or POST them with Accept: text/event-stream", media)
             return _bad_request("GET serves queries only; send mutations with POST", media, 405)
         except CannotGetOperationTypeError as exc:
             return _bad_request(exc.as_http_error_reason(), media)
