@@ -2,8 +2,8 @@
 set, Redis pub/sub to every other gateway's (the screen pop's contact announcements).
 
 Redis is a reach, never a failure: while it is down a message still reaches this gateway's listeners,
-and the subscriber reconnects on its own. A listener is a bounded queue: one too slow to keep up loses
-its oldest messages (counted in `missed`), the publisher never waits for it.
+and the subscriber reconnects on its own. A listener is a bounded queue (connectors/changes.py `Bus`):
+one too slow to keep up loses its oldest messages (counted in `missed`), the publisher never waits.
 """
 
 from __future__ import annotations
@@ -12,61 +12,32 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import redis.asyncio
 
 from cache.logthrottle import LogThrottle
+from connectors.changes import Bus, Subscription
 
 log = logging.getLogger("customer_graph.broadcast")
 Message = dict[str, Any]
 
 
-class Listener:
-    def __init__(self, owner: Broadcast, size: int) -> None:
-        self._owner = owner
-        self._queue: asyncio.Queue[Message] = asyncio.Queue(size)
-        self.missed = 0
-
-    def put(self, message: Message) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.missed += 1
-        self._queue.put_nowait(message)
-
-    async def __aiter__(self) -> AsyncIterator[Message]:
-        while True:
-            yield await self._queue.get()
-
-    def close(self) -> None:
-        self._owner.listeners.discard(self)
-
-    def __enter__(self) -> Listener:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
-
-
 class Broadcast:
     def __init__(self, redis_url: str = "", channel: str = "customer-graph:broadcast") -> None:
         self.redis_url, self.channel = redis_url, channel
-        self.listeners: set[Listener] = set()
+        self.local: Bus[Message] = Bus()  # this gateway's listeners
         self.me = uuid.uuid4().hex  # our own messages come back from Redis: ignored, delivered locally already
         self._client: redis.asyncio.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self.warnings = LogThrottle(log)
 
-    def listen(self, size: int = 256) -> Listener:
-        listener = Listener(self, size)
-        self.listeners.add(listener)
-        return listener
+    def listen(self, size: int = 256) -> Subscription[Message]:
+        return self.local.subscribe(size)
 
     def deliver(self, message: Message) -> None:
-        for listener in tuple(self.listeners):
-            listener.put(message)
+        self.local.publish(message)
 
     async def publish(self, message: Message) -> None:
         """To this gateway's listeners at once, then to the others' through Redis (never raises)."""
