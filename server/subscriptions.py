@@ -15,6 +15,9 @@ same limits and allow-list as POST; its results are formatted as POST formats th
   a field the role may not read, 404 for an unknown customer, 503 past the limit or for a failing source.
   Over WebSocket the same refusals are an `error` message.
 
+A subscription does not outlive its token: at its exp (plus the leeway) the WebSocket is closed with
+4401, and an SSE stream ends with an UNAUTHENTICATED error.
+
 Limits (`subscriptions:` in gateway.yaml): operations at once per WebSocket and per gateway process;
 past them an operation is refused with TOO_MANY_SUBSCRIPTIONS naming the limit.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +48,8 @@ from server.settings import SubscriptionSettings
 
 log = logging.getLogger("customer_graph.subscriptions")
 PROTOCOL = "graphql-transport-ws"
+EXPIRED = [{"message": "the token has expired; subscribe again with a new one",
+            "extensions": {"code": "UNAUTHENTICATED"}}]
 EVERY = frozenset({OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION})
 
 
@@ -136,10 +142,16 @@ class Live:
             elif pending is None:  # it ended with no result at all
                 yield b"event: complete\ndata: \n\n"
                 return
+            expires = getattr(ctx.principal, "expires_at", None)
             while not gone.done():
+                if expires is not None and time.time() >= expires:
+                    yield _sse("next", {"errors": EXPIRED})
+                    yield b"event: complete\ndata: \n\n"
+                    return
                 pending = pending or asyncio.ensure_future(anext(results))
-                done, _ = await asyncio.wait({pending, gone}, timeout=self.settings.keepalive_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                wait = self.settings.keepalive_s if expires is None else min(self.settings.keepalive_s,
+                                                                            max(expires - time.time(), 0))
+                done, _ = await asyncio.wait({pending, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 if pending in done:
                     try:
                         result = pending.result()
@@ -148,7 +160,7 @@ class Live:
                         return
                     pending = None
                     yield _sse("next", result_payload(result, ctx)[0])
-                elif not done:
+                elif not done and (expires is None or time.time() < expires):
                     yield b": keep-alive\n\n"
         finally:
             if pending is not None and not pending.done():
@@ -191,8 +203,11 @@ class Connection:
                 await self.ws.close(code=code, reason=reason)
 
     async def serve(self) -> None:
+        expiry: asyncio.Task[None] | None = None
         try:
             if await self._init():
+                if self.principal is not None and self.principal.expires_at is not None:
+                    expiry = asyncio.create_task(self._expire(self.principal.expires_at))
                 while True:
                     message = await self._receive()
                     if message is None or not await self._handle(message):
@@ -200,11 +215,18 @@ class Connection:
         except WebSocketDisconnect:
             pass
         finally:
+            if expiry is not None:
+                expiry.cancel()
             for task in self.operations.values():
                 task.cancel()
             for task in list(self.operations.values()):
                 with contextlib.suppress(BaseException):
                     await task
+
+    async def _expire(self, at: float) -> None:
+        """The token's validity ends the connection: its subscriptions must not outlive it."""
+        await asyncio.sleep(max(at - time.time(), 0))
+        await self.close(4401, "Unauthorized: the token has expired; reconnect with a new one")
 
     async def _receive(self) -> dict[str, Any] | None:
         """The next message, or None once the connection is closed for a malformed one."""

@@ -6,6 +6,7 @@ household phone; auth refused on both transports; the limits; two gateways on on
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+import config as gateway_settings
 from estate.generate import golden_id
+from server.auth import issue
 from tests.harness import Estate, Gateway, gateway_config, http, running_estate, running_gateway, start_gateway
 from tests.live_client import SseStream, WsClient, listening, running
 from tests.test_cache import redis_url  # noqa: F401 - the fixture: Redis reachable, or skipped (failed under CI)
@@ -56,6 +59,7 @@ def t(live_estate: Estate) -> Truth:
 def _config(estate: Estate, **cache: Any) -> dict[str, Any]:
     cfg = gateway_config(estate)
     cfg["subscriptions"] = dict(LIMITS)
+    cfg["auth"]["leeway_s"] = 0  # a token's end is its exp (the expiry test)
     cfg["cache"].update(cache)
     return cfg
 
@@ -246,6 +250,26 @@ def test_auth_is_required_on_both_transports(gw: Gateway) -> None:
                 sse = await SseStream.open(s, gw.url, POP, None, headers)
                 assert sse.response.status == status
                 assert (await sse.response.json())["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    run(go())
+
+
+def test_a_subscription_ends_when_its_token_expires(gw: Gateway, live_estate: Estate) -> None:
+    settings = gateway_settings.parse(copy.deepcopy(_config(live_estate))).auth
+    assert settings is not None
+    short = {"authorization": f"Bearer {issue(settings, 'agent', 'test-short', ttl_s=2)}"}
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as s:
+            ws = await WsClient.open(s, gw.url, short)
+            await ws.subscribe("pop", POP)
+            sse = await SseStream.open(s, gw.url, POP, None, short)
+            assert sse.response.status == 200
+            code, reason = await ws.closed()
+            assert code == 4401 and "expired" in reason
+            kind, data = await sse.next()
+            assert kind == "next" and data["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            assert (await sse.next())[0] == "complete"
 
     run(go())
 
