@@ -43,6 +43,7 @@ from server.settings import (
     MetricsSettings,
     OperationsSettings,
     RoleSettings,
+    SubscriptionSettings,
 )
 
 __all__ = ["KINDS", "ConfigError", "GatewayConfig", "display_path", "inline", "load", "parse"]
@@ -93,13 +94,15 @@ class GatewayConfig(BaseModel):
     federation: FederationSettings = FederationSettings()
     metrics: MetricsSettings = MetricsSettings()
     events: EventSettings = EventSettings()
+    subscriptions: SubscriptionSettings = SubscriptionSettings()
     files: dict[str, str] = {}  # source name -> the declaration file it came from ("" when inline)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"auth": AuthSettings, "limits": LimitSettings, "apq": ApqSettings,
                                         "operations": OperationsSettings, "cors": CorsSettings,
                                         "graphiql": GraphiqlSettings, "federation": FederationSettings,
-                                        "metrics": MetricsSettings, "events": EventSettings}
+                                        "metrics": MetricsSettings, "events": EventSettings,
+                                        "subscriptions": SubscriptionSettings}
 TOP_LEVEL = ("gateway", "sources", "cache", "insights", "roles", *SECTIONS)
 
 
@@ -416,6 +419,14 @@ def _identity(cfg: GatewayConfig, origin: str) -> None:
         if name != cfg.identity and source.identity is not None:
             raise ConfigError(f"{where(name)}only the identity source (gateway.identity: {cfg.identity}) "
                               f"declares identity")
+        contacts = source.events.contacts if source.events is not None else None
+        for i, lookup in enumerate(contacts.lookups if contacts is not None else ()):
+            if lookup not in decl.lookups:  # the screen pop identifies callers with these (resolvers/live.py)
+                file = cfg.files.get(name)
+                at = _where(file, ["events", "contacts", "lookups", i]) if file else \
+                    _where(origin, ["sources", name, "events", "contacts", "lookups", i])
+                raise ConfigError(f"{at}{lookup!r} is not a lookup of the identity source "
+                                  f"(lookups: {', '.join(decl.lookups)})")
     if graph.IDENTITY is not None and graph.IDENTITY[1] != decl:
         raise ConfigError(f"{where(cfg.identity)}not as the gateway's findCustomers was built (from "
                           f"{display_path(graph.folder() / graph.IDENTITY[0])}, once per process; "

@@ -4,6 +4,7 @@
       webhook: {secret: "${HELPDESK_EVENTS_SECRET}"}           # signed POST /events (server/events.py)
       notify: {channel: crm_changes}                          # PostgreSQL LISTEN/NOTIFY
       poll: {entity: crm, table: customers, key_column: cust_no, updated_column: updated_at}
+      contacts: {lookups: [email, phone]}                      # contacts starting: POST /events/contacts
 
 `notify` runs where the source's dsn is PostgreSQL, `poll` everywhere else (SQLite, MariaDB); a SQL
 source may declare both so that one declaration serves every engine. Without events a source's
@@ -59,10 +60,19 @@ class Poll(_Model):
     lookback: int = Field(8, ge=1, le=1000, description="polls whose rows are read again, for late commits")
 
 
+class Contacts(_Model):
+    """Contacts starting at this source (a call ringing, a chat opening), announced on POST /events/contacts,
+    signed like its webhooks: the screen pop (server/contacts.py). The caller is identified by the identity
+    lookups named here, tried in turn on the contact's `from`: the first that accepts the value is asked."""
+
+    lookups: list[Identifier] = Field(min_length=1)
+
+
 class Events(_Model):
     webhook: Webhook | None = None
     notify: Notify | None = None
     poll: list[Poll] = []
+    contacts: Contacts | None = None
 
     @field_validator("poll", mode="before")
     @classmethod
@@ -73,6 +83,8 @@ class Events(_Model):
         """What is wrong with these events for a source of this kind, dsn and entities, or None."""
         if kind != "sql" and (self.notify or self.poll):
             return "events.notify and events.poll: for SQL sources (an HTTP source's events come by webhook)"
+        if self.contacts is not None and self.webhook is None:
+            return "events.contacts: needs events.webhook (its secret signs the announcements)"
         if self.notify and not self.poll and not is_postgres(dsn):
             return "events.notify: needs a PostgreSQL dsn (LISTEN/NOTIFY); declare events.poll for this database"
         named = [(f"events.poll.{i}.entity", p.entity) for i, p in enumerate(self.poll)]

@@ -51,24 +51,36 @@ class Webhook:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _deliver(self, url: str, secret: str, body: bytes) -> None:
+    async def send(self, url: str, secret: str, body: bytes) -> int | None:
+        """One signed POST: the gateway's status, or None when it could not be reached."""
         if self.session is None:
             self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        stamp = str(int(time.time()))
+        digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        headers = {"content-type": "application/json", "x-cg-timestamp": stamp, "x-cg-signature": f"sha256={digest}"}
+        try:
+            async with self.session.post(url, data=body, headers=headers) as resp:
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("delivery to %s failed: %r", url, exc)
+            return None
+
+    async def _deliver(self, url: str, secret: str, body: bytes) -> None:
         for attempt in range(TRIES):
-            stamp = str(int(time.time()))
-            digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-            headers = {"content-type": "application/json", "x-cg-timestamp": stamp,
-                       "x-cg-signature": f"sha256={digest}"}
-            try:
-                async with self.session.post(url, data=body, headers=headers) as resp:
-                    if resp.status < 500:  # a refusal will not change on a retry
-                        self.delivered += resp.status == 202
-                        self.failed += resp.status != 202
-                        return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.debug("event delivery to %s failed: %r", url, exc)
+            status = await self.send(url, secret, body)
+            if status is not None and status < 500:  # a refusal will not change on a retry
+                self.delivered += status == 202
+                self.failed += status != 202
+                return
             await asyncio.sleep(0.2 * 2 ** attempt)
         self.failed += 1
+
+    async def announce(self, channel: str, sender: str) -> int | None:
+        """A contact starting, told to the gateway at once (its /events/contacts): the gateway's status."""
+        if not self.url:
+            return None
+        body = json.dumps({"source": self.source, "channel": channel, "from": sender, "at": time.time()}).encode()
+        return await self.send(self.url.rstrip("/") + "/contacts", self.secret, body)
 
     async def close(self) -> None:
         for task in list(self.tasks):

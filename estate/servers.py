@@ -1,7 +1,9 @@
 """The nine HTTP source systems of the demo estate, each in its own dialect.
 
 The helpdesk (a ticket's status or priority set with PUT /api/v2/tickets/{id}) and the contact center
-(an interaction recorded) send a signed webhook for every write (estate/events.py).
+(an interaction recorded) send a signed webhook for every write (estate/events.py); the contact center
+also announces a contact starting (POST /__incoming {"channel": "VOICE", "from": "+31..."}, as its
+switch would) to the gateway's /events/contacts, for the screen pop.
 
 billing: REST batch + API key; helpdesk: REST, one requester per call, cursor pages;
 contact: REST batch, epoch times; marketing: REST, offset pages, bearer token;
@@ -23,7 +25,7 @@ from xml.sax.saxutils import escape
 import graphql
 from aiohttp import web
 
-from estate.events import add_webhooks, emit
+from estate.events import WEBHOOK, add_webhooks, emit
 from estate.faults import count_keys, source_app
 from estate.generate import Estate
 
@@ -33,6 +35,7 @@ WSDL_NS = "urn:acme:warranty:v1"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MAX_BATCH = 1000
 MEDIA = ("voice", "chat", "email", "fax", "sms")
+INCOMING = ("VOICE", "CHAT", "EMAIL", "SMS", "FAX")  # what POST /__incoming announces
 
 
 async def _json_list(request: web.Request, field: str) -> list[str]:
@@ -128,7 +131,24 @@ def contact_app(est: Estate) -> web.Application:
         emit(request, "interactions", phone, "created")
         return web.json_response({"interaction": interaction}, status=201)
 
-    app = source_app("contact", [web.post("/v1/interactions/search", search), web.post("/v1/interactions", create)])
+    async def incoming(request: web.Request) -> web.Response:
+        """A call ringing, a chat or an email arriving, as the switch would report it: announced to the
+        gateway (the screen pop) before this answers."""
+        try:
+            body = await request.json()
+            channel, sender = body["channel"], body["from"]
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be {"channel": ..., "from": ...}'}, status=400)
+        if channel not in INCOMING or not isinstance(sender, str) or not sender.strip():
+            return web.json_response({"error": f"channel must be one of {', '.join(INCOMING)}; from a number "
+                                               "or address"}, status=400)
+        status = await request.app[WEBHOOK].announce(channel, sender)
+        if status != 202:
+            return web.json_response({"announced": False, "gateway_status": status}, status=502)
+        return web.json_response({"announced": True}, status=202)
+
+    app = source_app("contact", [web.post("/v1/interactions/search", search), web.post("/v1/interactions", create),
+                                 web.post("/__incoming", incoming)])
     add_webhooks(app, "contact")
     return app
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cache.broadcast import Broadcast
 from cache.records import RecordCache
 from connectors.base import Connector
 from connectors.changes import ChangeBus
@@ -66,6 +67,7 @@ class Sources:
     key_specs: dict[tuple[str, str], KeySpec] = field(default_factory=dict)
     identity: CompiledIdentity = field(init=False)  # the identity source's entities and lookups
     bus: ChangeBus = field(default_factory=ChangeBus)  # every change event accepted, after its invalidation
+    contacts: Broadcast = field(default_factory=Broadcast)  # contacts starting, announced on every gateway
 
     def __post_init__(self) -> None:
         self.key_specs = key_specs(self.connectors)
@@ -84,13 +86,16 @@ class Sources:
         if config.cache.enabled:
             cache = RecordCache(config.cache, {n: c.ttl_s for n, c in config.sources.items()},
                                 {n: c.negative_ttl_s for n, c in config.sources.items() if c.negative_ttl_s is not None})
-        return cls(config, connectors, cache)
+        contacts = Broadcast(config.cache.redis_url, f"{config.cache.namespace}:contacts")
+        return cls(config, connectors, cache, contacts=contacts)
 
     async def start(self) -> None:
         if self.cache is not None:
             await self.cache.tiers.start()
+        await self.contacts.start()
 
     async def close(self) -> None:
+        await self.contacts.close()
         if self.cache is not None:
             await self.cache.tiers.close()
         for c in self.connectors.values():
@@ -113,6 +118,14 @@ class Context:
         self.stale: list[dict[str, Any]] = []  # for the response's extensions.stale
         # Errors for fields that still returned what they could (a timeline missing one source).
         self.soft_errors: list[dict[str, Any]] = []
+        self.listening: asyncio.Event | None = None  # a subscription sets it once it listens (server/subscriptions.py)
+
+    def renew(self) -> None:
+        """As new, for the next result of a subscription: each event is read live (the event has just
+        invalidated what it changed), not from the loaders of the one before."""
+        self.masked, self.stale_keys, self.stale, self.soft_errors = {}, {}, [], []
+        self._loaders = {}
+        self.deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
 
     def loader(self, connector: Connector, entity: str) -> SettledLoader:
         key = (connector.name, entity)

@@ -18,6 +18,7 @@ from strawberry.types import Info
 
 from cache.tiers import cache_key
 from connectors.base import Connector
+from connectors.changes import ChangeEvent
 from connectors.declaration import record_class
 from resolvers.audit import audited
 from resolvers.context import Context, KeySpec
@@ -96,7 +97,7 @@ async def _write(info: Info, plan: Plan, given: Any) -> Any:
     args = {"input": given, "key": keys[0], "keys": keys, "customer": customer.id, "system": writer.config.system}
     result = await writer.write(plan.action, args, ctx.deadline)
     written = keys if writer.config.actions[plan.action].all_keys else keys[:1]
-    await _drop(ctx, [cache_key(writer.name, e, k) for e in plan.invalidates for k in written])
+    await _drop(ctx, [ChangeEvent(writer.name, e, k) for e in plan.invalidates for k in written])
     if plan.returns == CUSTOMER:
         customer.memo.clear()  # its fields read back what the source now holds
         return customer
@@ -146,13 +147,18 @@ async def _keys(info: Info, plan: Plan, writer: Connector, customer: CustomerDat
     # Linking first is harmless if the write then fails: the person does own that id.
     await identity.write(link.action, {"input": given, "customer": customer.id, "system": system, "key": found[0],
                                        "keys": found[:1]}, ctx.deadline)
-    await _drop(ctx, [cache_key(identity.name, ctx.sources.identity.identities, customer.id)])
+    await _drop(ctx, [ChangeEvent(identity.name, ctx.sources.identity.identities, customer.id)])
     return found[:1]
 
 
-async def _drop(ctx: Context, keys: list[str]) -> None:
-    if ctx.sources.cache is not None and keys:
-        await ctx.sources.cache.tiers.invalidate(keys=keys)
+async def _drop(ctx: Context, changed: list[ChangeEvent]) -> None:
+    """What a write changed: dropped from the cache here and on every gateway, then told to the
+    subscribers (on every gateway too, the events travelling with the invalidation)."""
+    if ctx.sources.cache is not None and changed:
+        await ctx.sources.cache.tiers.invalidate(keys=[cache_key(e.source, e.entity, e.key) for e in changed],
+                                                 events=[e.to_json() for e in changed])
+    for e in changed:
+        ctx.sources.bus.publish(e)
 
 
 # --- at start: the plans against the configured sources --------------------------------------------

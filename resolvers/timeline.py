@@ -82,6 +82,12 @@ async def _stream(info: Info, customer: CustomerData, entity: str, declared: Seq
     return [sorted(s, key=lambda e: e.key) for s in by_source.values()]
 
 
+async def events_of(info: Info, customer: CustomerData, entity: str, declared: Sequence[Declared]) -> list[Event]:
+    """Every event the customer's records of `entity` make, from every source providing it (a
+    SourceError when one fails)."""
+    return [e for stream in await _stream(info, customer, entity, declared) for e in stream]
+
+
 async def timeline(info: Info, customer: CustomerData, streams: Streams, first: int, after: str | None,
                    channels: list[Any] | None, since: datetime | None) -> Page:
     """A page of the events `streams` declares, after the cursor `after`, of the channels and since

@@ -20,8 +20,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 from strawberry.types import ExecutionContext
 
 import connectors
@@ -35,6 +36,8 @@ from resolvers.context import Sources
 from resolvers.invalidate import invalidate
 from schema.mutation import PLANS, Mutation
 from schema.query import Query
+from schema.subscription import Channel, Subscription
+from server import contacts
 from server.apq import ApqStore
 from server.auth import Authenticator
 from server.errors import log_errors
@@ -42,8 +45,8 @@ from server.events import Refused, SharedSeen, Webhooks
 from server.execution import Executor
 from server.federation import SubgraphSchema
 from server.graphql_http import GraphQLEndpoint
-from server.metrics import Refresh, count_requests, scrape
 from server.limits import PayloadTooLarge, read_body
+from server.metrics import Refresh, count_requests, scrape
 from server.observe import Observed
 from server.operations import allow_list
 from server.policy import Policies
@@ -52,6 +55,7 @@ from server.readiness import Readiness
 from server.runtime import tune_gc
 from server.settings import CorsSettings
 from server.status import WINDOW_S, snapshot
+from server.subscriptions import Live
 from telemetry import tracing
 from telemetry.logs import enable_access_log
 
@@ -76,7 +80,7 @@ def build_schema(extensions: Sequence[Any] = (), federation: bool = False) -> st
     # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
     # Plain leaf fields take a one-step path (server/execution.py).
     kind = GatewaySubgraph if federation else GatewaySchema
-    return kind(query=Query, mutation=Mutation, extensions=[QueryCache, *extensions],
+    return kind(query=Query, mutation=Mutation, subscription=Subscription, extensions=[QueryCache, *extensions],
                 execution_context_class=Executor)
 
 
@@ -116,8 +120,9 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             raise
         if tracing.start():  # in the serving process: after uvicorn forks its workers
             logging.getLogger("customer_graph").info("tracing on: spans exported over OTLP/HTTP")
-        holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
-                                             registry=registry)
+        endpoint = holder["endpoint"] = GraphQLEndpoint(schema, sources, auth, policies, graphiql_headers, apq=apq,
+                                                        registry=registry)
+        endpoint.live = holder["live"] = Live(endpoint, config.subscriptions)
         readiness = holder["readiness"] = Readiness(sources.connectors[config.identity], config.ready_probe_s)
         readiness.start()
         refresh = holder["metrics"] = Refresh.start(sources) if config.metrics.enabled else None
@@ -160,7 +165,11 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         endpoint = holder.get("endpoint")
         if endpoint is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse(snapshot(endpoint.sources.connectors, endpoint.sources.cache, recent))
+        body = snapshot(endpoint.sources.connectors, endpoint.sources.cache, recent)
+        live = holder["live"]
+        body["subscriptions"] = {"running": live.running, "listening": live.listening,
+                                 "max": config.subscriptions.max_per_instance}
+        return JSONResponse(body)
 
     async def status_page(_request: Request) -> Response:
         return FileResponse(STATIC / "status" / "index.html")
@@ -216,13 +225,33 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
         dropped = await holder["changes"].apply(accepted)
         return JSONResponse({"accepted": len(accepted), "dropped": dropped}, status_code=202)
 
+    channels = [c.name for c in Channel]
+
+    async def incoming(request: Request) -> Response:
+        """A contact starting (server/contacts.py): announced to every gateway's incomingContacts subscribers."""
+        try:
+            body = await read_body(request, config.events.max_body_bytes)
+            announced = contacts.announcement(webhooks, config.sources, channels, request.headers, body)
+        except PayloadTooLarge:
+            return JSONResponse({"error": f"the body is larger than {config.events.max_body_bytes} bytes",
+                                 "code": "PAYLOAD_TOO_LARGE"}, status_code=413)
+        except Refused as exc:
+            return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.status)
+        await holder["endpoint"].sources.contacts.publish(announced)
+        return JSONResponse({"announced": True}, status_code=202)
+
+    async def graphql_ws(websocket: WebSocket) -> None:
+        await holder["live"].websocket(websocket)
+
     routes = [
         Route("/graphql", graphql_post, methods=["POST"]),
+        WebSocketRoute("/graphql", graphql_ws),
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/cache/invalidate", cache_invalidate, methods=["POST"]),
         Route("/events", events, methods=["POST"]),
+        Route("/events/contacts", incoming, methods=["POST"]),
         Route("/status", status_page, methods=["GET"]),
         Route("/status.json", status_json, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

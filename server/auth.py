@@ -47,6 +47,7 @@ class Principal:
     subject: str
     role: str
     policy: RoleSettings
+    expires_at: float | None = None  # the token's exp plus the leeway: a long-lived subscription ends then
 
 
 class Jwks:
@@ -173,7 +174,8 @@ class Authenticator:
         for role in named:
             policy = self.roles.get(role)
             if policy is not None:
-                return Principal(str(claims.get("sub") or ""), role, policy)
+                return Principal(str(claims.get("sub") or ""), role, policy,
+                                 float(claims["exp"]) + self.settings.leeway_s)
         raise AuthError(f"the token grants no role this gateway knows (known: {', '.join(sorted(self.roles))})",
                         "unknown_role", code="FORBIDDEN", status=403)
 

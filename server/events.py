@@ -148,6 +148,16 @@ class Webhooks:
         self.seen.add(signature)
         return events
 
+    def authentic(self, source: str, headers: Mapping[str, str], body: bytes) -> None:
+        """Refused unless `body` is signed with `source`'s webhook secret and new (then remembered): for a
+        source's other signed deliveries (its contacts starting, server/contacts.py)."""
+        if source not in self.hooks:
+            raise Refused(400, "BAD_EVENT", f"source {source!r:.80} takes no webhook events")
+        signature = self._verify(source, headers, body)
+        if signature in self.seen:
+            raise Refused(409, "REPLAYED", "this delivery was already accepted")
+        self.seen.add(signature)
+
     def _items(self, body: bytes) -> list[dict[str, Any]]:
         try:
             raw = orjson.loads(body)

@@ -138,6 +138,23 @@ def _example(path: str) -> str:
         return BLANK_EXAMPLE
 
 
+def result_payload(result: Any, context: Context) -> tuple[dict[str, Any], bool]:
+    """A result as the client sees it (data, errors, extensions stale and masked), and whether it is a
+    request error (nothing ran: no data key at all)."""
+    payload: dict[str, Any] = {}
+    errors = result.errors or []
+    request_error = bool(result.data is None and errors and all(is_request_error(e) for e in errors))
+    if not request_error:
+        payload["data"] = result.data
+    if errors or context.soft_errors:
+        payload["errors"] = [format_error(e) for e in errors] + context.soft_errors
+    if context.stale:
+        payload["extensions"] = {"stale": context.stale}
+    if context.masked:  # which fields carry masked values, and how they were masked
+        payload.setdefault("extensions", {})["masked"] = context.masked
+    return payload, request_error
+
+
 class GraphQLEndpoint:
     def __init__(self, schema: strawberry.Schema, sources: Sources, auth: Authenticator | None = None,
                  policies: Policies | None = None, graphiql_headers: dict[str, str] | None = None,
@@ -148,6 +165,7 @@ class GraphQLEndpoint:
         self.sources = sources
         self.auth = auth  # None: `auth: {mode: none}`, every caller trusted
         self.policies = policies
+        self.live: Any = None  # the subscription transports (server/subscriptions.py), set once they exist
         self.limits = Limits(sources.config.limits, sources.config.max_ids)  # and the shapes of documents seen
         document = _example(sources.config.graphiql.example)
         self.graphiql = GRAPHIQL_HTML.read_text().replace("__DEFAULT_QUERY_JSON__", _html_json(document)) \
@@ -212,7 +230,8 @@ class GraphQLEndpoint:
                 result = await work
         except InvalidOperationTypeError as exc:
             if exc.operation_type is OperationType.SUBSCRIPTION:
-                return _bad_request("subscriptions are not supported over HTTP GET or POST on this endpoint", media)
+                return _bad_request("subscriptions are not supported as plain GET or POST: send them over WebSocket "
+                                    "(graphql-transport-ws) or POST them with Accept: text/event-stream", media)
             return _bad_request("GET serves queries only; send mutations with POST", media, 405)
         except CannotGetOperationTypeError as exc:
             return _bad_request(exc.as_http_error_reason(), media)
@@ -220,25 +239,18 @@ class GraphQLEndpoint:
             return _too_slow(limits.deadline_s, media)
         except Disconnected:
             return Response(status_code=499)  # nobody reads it: the client has gone, its work is cancelled
-        payload: dict[str, Any] = {}
         errors = result.errors or []
         if errors:
             _refused(limit=refused_by(errors))
-        request_error = result.data is None and errors and all(is_request_error(e) for e in errors)
-        if not request_error:
-            payload["data"] = result.data
-        if errors or context.soft_errors:
-            payload["errors"] = [format_error(e) for e in errors] + context.soft_errors
-        if context.stale:
-            payload["extensions"] = {"stale": context.stale}
-        if context.masked:  # which fields carry masked values, and how they were masked
-            payload.setdefault("extensions", {})["masked"] = context.masked
+        payload, request_error = result_payload(result, context)
         # application/json answers 200 to any well-formed request; the newer type says 4xx when nothing ran.
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         return _reply(payload, status, media)
 
     async def post(self, request: Request) -> Response:
-        media = _media_type(request)
+        # GraphQL over SSE (server/subscriptions.py): refusals before the stream are JSON, as here.
+        sse = self.live is not None and "text/event-stream" in request.headers.get("accept", "").lower()
+        media = JSON if sse else _media_type(request)
         if media is None:
             return _bad_request(f"Accept must allow {GRAPHQL_RESPONSE} or {JSON}", JSON, 406)
         refused = await self.authenticate(request, media)
@@ -267,6 +279,9 @@ class GraphQLEndpoint:
         refused = await self.persisted(request, raw, media)
         if refused is not None:
             return refused
+        if sse:
+            assert self.live is not None
+            return await self.live.sse(request, raw)
         params = _params(raw)
         if isinstance(params, str):
             return _bad_request(params, media)

@@ -162,6 +162,8 @@ def restrict(schema: GraphQLSchema, role: str, policy: RoleSettings) -> None:
                     _nullable(field)
             elif not readable(policy, gtype, name, field):
                 field.resolve = _forbidden(coordinate, role, "field")
+                if gtype is schema.subscription_type:  # refused when subscribing, before it listens to anything
+                    field.subscribe = field.resolve
                 _nullable(field)
             elif coordinate in policy.mask:
                 field.resolve = _masking(field.resolve or default_field_resolver, coordinate, policy.mask[coordinate])

@@ -119,3 +119,15 @@ class EventSettings(Section):
     max_body_bytes: int = Field(256 * 1024, ge=1024)  # 413 beyond it
     max_events: int = Field(500, ge=1, le=10_000)  # events in one delivery
     remember: int = Field(100_000, ge=100)  # deliveries remembered against replays (the oldest forgotten first)
+
+
+class SubscriptionSettings(Section):
+    """The `subscriptions:` section: GraphQL subscriptions over WebSocket (graphql-transport-ws) and SSE
+    (server/subscriptions.py). Past a limit a new subscription is refused with TOO_MANY_SUBSCRIPTIONS."""
+
+    max_per_connection: int = Field(20, ge=1, le=1000)  # operations at once on one WebSocket
+    max_per_instance: int = Field(5000, ge=1)  # subscriptions at once on this gateway process, both transports
+    connection_init_timeout_s: float = Field(10.0, gt=0, le=300)  # a WebSocket sends connection_init by then
+    keepalive_s: float = Field(15.0, gt=0, le=300)  # an SSE comment this often, so proxies keep the stream open
+    queue_size: int = Field(256, ge=1, le=100_000)  # events waiting per subscriber; past it the oldest dropped
+    seen_max: int = Field(2000, ge=10, le=1_000_000)  # timeline events a customerEvents subscription remembers

@@ -68,7 +68,8 @@ def start(env: Mapping[str, str] | None = None, exporter: Any = None) -> bool:
     if ENABLED or (exporter is None and not wanted(os.environ if env is None else env)):
         return ENABLED
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import SERVICE_NAME as SERVICE, Resource
+    from opentelemetry.sdk.resources import SERVICE_NAME as SERVICE
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 

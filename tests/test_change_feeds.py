@@ -16,12 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from cache.records import RecordCache
 from cache.settings import CacheSettings
 from cache.tiers import Pending
-from connectors.changes import ChangeBus, ChangeEvent
 from connectors import feeds
+from connectors.changes import ChangeBus, ChangeEvent
 from connectors.events import Notify, Poll
 from connectors.feeds import NotifyFeed, PollFeed, parse_notification
 from connectors.sql_drivers import Aiosqlite, Driver
-
 
 OPEN: list[PollFeed] = []  # the feeds a test made, closed after it
 

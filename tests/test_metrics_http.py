@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,12 +180,15 @@ def test_two_workers_are_counted_on_one_scrape(estate: Estate, workdir: Path, tm
             for t in threads:
                 t.join()
 
-        for _ in range(20):  # until both workers have served some (the kernel picks which accepts)
+        # Until both workers have served some: the kernel picks which accepts, and the second may still be
+        # starting (its lifespan starts feeds and probes) when the first already answers.
+        deadline = time.time() + 60
+        while time.time() < deadline:
             burst()
             sent += 16
-            counted = _per_worker(folder)
-            if len([n for n in counted.values() if n > 0]) >= 2:
+            if len([n for n in _per_worker(folder).values() if n > 0]) >= 2:
                 break
+            time.sleep(0.2)
         assert len([n for n in _per_worker(folder).values() if n > 0]) == 2
         labels = {"operation_name": "Spread", "operation_type": "query", "outcome": "success"}
         for _ in range(4):  # whichever worker answers the scrape, it counts them all
