@@ -15,7 +15,7 @@ from typing import Any
 from telemetry import tracing
 from telemetry.request import RequestFacts, begin, end, request_id
 
-OBSERVED = frozenset({"/graphql", "/cache/invalidate", "/events"})
+OBSERVED = frozenset({"/graphql", "/cache/invalidate", "/events", "/events/contacts"})
 WANTED = (b"x-request-id", b"traceparent", b"tracestate")  # the headers read here
 Scope = dict[str, Any]
 

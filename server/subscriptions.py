@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -128,11 +128,31 @@ class Live:
                 await results.aclose()
             payload, _ = result_payload(first, ctx)
             return _json({"errors": payload["errors"]}, status_of(payload["errors"]))
-        return StreamingResponse(self._events(request, results, first, pending, ctx), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        release = self._releaser(results, pending)
+        return EventStream(self._events(request, results, first, pending, ctx, release), release)
+
+    def _releaser(self, results: Any, pending: asyncio.Future[Any] | None) -> Callable[[], Awaitable[None]]:
+        """What ends an SSE subscription, once: its slot, its first event's wait and its generator (which
+        closes its bus queue)."""
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.running -= 1
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            with contextlib.suppress(Exception):
+                await results.aclose()
+
+        return release
 
     async def _events(self, request: Request, results: Any, first: Any, pending: asyncio.Future[Any] | None,
-                      ctx: Context) -> AsyncIterator[bytes]:
+                      ctx: Context, release: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
         gone = asyncio.ensure_future(_disconnected(request))
         listens = pending is not None
         self.listening += listens
@@ -168,10 +188,8 @@ class Live:
                 with contextlib.suppress(BaseException):
                     await pending
             self.listening -= listens
-            self.running -= 1
             gone.cancel()
-            with contextlib.suppress(Exception):
-                await results.aclose()
+            await release()
 
     # --- graphql-transport-ws -----------------------------------------------------------------------
 
@@ -340,6 +358,22 @@ class Connection:
             watcher.cancel()
             live.running -= 1
             self.operations.pop(op_id, None)
+
+
+class EventStream(StreamingResponse):
+    """The SSE answer. Its subscription is released when the response ends, also when the client leaves
+    before the first byte: a generator that never started runs no `finally`."""
+
+    def __init__(self, events: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(events, media_type="text/event-stream",
+                         headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        self.release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
 
 
 def refused(result: Any) -> bool:

@@ -1,6 +1,7 @@
 """The subscriptions' logic in-process: the bounded memory of events sent, the token in connection_init,
 the contact announcements' checks (with an injected clock), the refusals' statuses, the local fan-out,
-and the configuration refusing a contact lookup the identity source does not offer."""
+the configuration refusing a contact lookup the identity source does not offer, and an SSE subscription
+released when its client leaves before the first byte."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from connectors.events import Contacts, Events, Webhook
 from resolvers.live import Seen
 from server.contacts import announcement
 from server.events import Refused, Webhooks, sign
-from server.settings import EventSettings
-from server.subscriptions import _authorization, status_of
+from server.settings import EventSettings, SubscriptionSettings
+from server.subscriptions import EventStream, Live, _authorization, status_of
 from tests.test_config import edit, refused
 
 SECRET = "contact-secret-0123456789"
@@ -122,3 +123,45 @@ def test_a_contact_lookup_the_identity_source_lacks_is_refused(copy: Path) -> No
     assert "contact.yaml: events.contacts.lookups.1: 'fax_number' is not a lookup of the identity source" in message
     edit(copy / "sources" / "contact.yaml", {"events.contacts": {"lookups": ["phone"]}})
     assert config.load(copy / "gateway.yaml").sources["contact"].events.contacts.lookups == ["phone"]
+
+
+def test_an_sse_subscription_is_released_when_its_client_leaves_before_the_first_byte() -> None:
+    """The stream's generator never starts (so its own `finally` never runs): the response still frees the
+    slot, stops waiting for the first event and closes the subscription's results, once."""
+    closed: list[str] = []
+
+    async def results() -> object:
+        try:
+            await asyncio.Future()  # a subscription waiting for its first event
+            yield b""
+        finally:
+            closed.append("results")
+
+    async def scenario() -> tuple[int, bool]:
+        live = Live(SimpleNamespace(), SubscriptionSettings())
+        live._take()
+        stream = results()
+        pending = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # the first event's wait is under way, as in Live.sse
+        release = live._releaser(stream, pending)
+        started: list[bool] = []
+
+        async def events() -> object:
+            started.append(True)
+            yield b""
+
+        async def gone(_message: dict) -> None:
+            raise OSError("the client has gone")  # what the server says when it cannot send the head
+
+        async def receive() -> dict:
+            return {"type": "http.disconnect"}
+
+        with pytest.raises(Exception):
+            await EventStream(events(), release)({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, gone)
+        after = (live.running, pending.cancelled(), list(closed), bool(started))
+        await release()  # a second release (the generator's own) changes nothing
+        return after + (live.running, list(closed))
+
+    running, cancelled, closed_then, started, running_later, closed_later = asyncio.run(scenario())
+    assert (running, cancelled, closed_then, started) == (0, True, ["results"], False)
+    assert (running_later, closed_later) == (0, ["results"])
