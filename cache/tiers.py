@@ -30,6 +30,7 @@ from aiocache.serializers import PickleSerializer
 
 from cache.logthrottle import LogThrottle
 from cache.memory import BoundedMemoryCache
+from cache.responses import ResponseCache
 from cache.settings import CacheSettings
 
 log = logging.getLogger("customer_graph.cache")
@@ -150,6 +151,10 @@ class Tiers:
         self._flusher: asyncio.Task[None] | None = None
         self._redis_down_until = 0.0  # a clock time; before it, Redis is not asked
         self.warnings = LogThrottle(log, clock=clock)
+        r = settings.responses
+        # Whole responses tagged by these records: every invalidation below drops theirs too.
+        self.responses = ResponseCache(r.max_entries, r.max_bytes, settings.stale_grace_s,
+                                       settings.default_ttl_s) if r.enabled else None
 
     def _redis_usable(self) -> bool:
         return self.l2 is not None and self.clock() >= self._redis_down_until
@@ -271,6 +276,11 @@ class Tiers:
             pause = min(pause * 2, 5.0)
 
     def _drop_local(self, keys: Iterable[str], sources: Iterable[str], everything: bool = False) -> None:
+        """The in-process tier's copies and the responses that read them (ours, or another gateway's
+        invalidation arriving over pub/sub)."""
+        keys, sources = list(keys), list(sources)
+        if self.responses is not None:
+            self.responses.drop(keys, sources, everything)
         if everything:
             for key in list(self.l1._data):
                 self.l1._drop(key)
@@ -328,4 +338,5 @@ class Tiers:
             sources.setdefault(s, {})["evictions"] = n
         return {"entries": len(self.l1), "bytes": self.l1.bytes, "max_entries": self.l1.max_entries,
                 "max_bytes": self.l1.max_bytes, "redis": self.l2 is not None, "sources": sources,
-                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources) + bool(self.pending.everything)}
+                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources) + bool(self.pending.everything),
+                "responses": self.responses.status() if self.responses is not None else None}

@@ -86,10 +86,19 @@ CACHE_STALE = Counter("customer_graph_cache_stale_served", "Records served past 
                       "source failed (stale-if-error)", ("source",))
 CACHE_EVICTIONS = Counter("customer_graph_cache_evictions", "Records evicted to stay within the tier's bounds",
                           ("tier", "source"))
-CACHE_ENTRIES = Gauge("customer_graph_cache_entries", "Records held by the tier (the sum over workers)",
+CACHE_ENTRIES = Gauge("customer_graph_cache_entries", "Records (tier responses: whole responses) held by the tier "
+                      "(the sum over workers)",
                       ("tier",), multiprocess_mode="livesum")
 CACHE_BYTES = Gauge("customer_graph_cache_bytes", "Approximate bytes held by the tier (the sum over workers)",
                     ("tier",), multiprocess_mode="livesum")
+
+RESPONSE_HITS = Counter("customer_graph_response_cache_hits", "Queries answered whole from the response cache "
+                        "(no execution)")
+RESPONSE_MISSES = Counter("customer_graph_response_cache_misses", "Queries executed while the response cache is on "
+                          "(Cache-Control: no-cache ones included)")
+RESPONSE_STALE = Counter("customer_graph_response_cache_stale_served", "Queries answered with an expired response "
+                         "because executing them again met a failing source (stale-if-error)")
+RESPONSE_COUNTERS = {"hit": RESPONSE_HITS, "miss": RESPONSE_MISSES, "bypass": RESPONSE_MISSES, "stale": RESPONSE_STALE}
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 ANONYMOUS, NONE, OTHER = "(anonymous)", "(none)", "(other)"  # parentheses: never a GraphQL name
@@ -140,6 +149,8 @@ class RequestMetrics:
             AUTH_REJECTIONS.labels(facts.auth_failure).inc()
         if facts.limit is not None:
             LIMIT_REJECTIONS.labels(facts.limit).inc()
+        if facts.response_cache is not None:
+            RESPONSE_COUNTERS[facts.response_cache].inc()
 
 
 _sink: RequestMetrics | None = None
