@@ -92,13 +92,12 @@ CACHE_ENTRIES = Gauge("customer_graph_cache_entries", "Records (tier responses: 
 CACHE_BYTES = Gauge("customer_graph_cache_bytes", "Approximate bytes held by the tier (the sum over workers)",
                     ("tier",), multiprocess_mode="livesum")
 
-RESPONSE_HITS = Counter("customer_graph_response_cache_hits", "Queries answered whole from the response cache "
-                        "(no execution)")
-RESPONSE_MISSES = Counter("customer_graph_response_cache_misses", "Queries executed while the response cache is on "
-                          "(Cache-Control: no-cache ones included)")
-RESPONSE_STALE = Counter("customer_graph_response_cache_stale_served", "Queries answered with an expired response "
-                         "because executing them again met a failing source (stale-if-error)")
-RESPONSE_COUNTERS = {"hit": RESPONSE_HITS, "miss": RESPONSE_MISSES, "bypass": RESPONSE_MISSES, "stale": RESPONSE_STALE}
+# Labelled (bound at first use): an unlabelled counter would open its multiprocess file at import, before
+# `serve --workers` has made the folder.
+RESPONSE_CACHE = Counter("customer_graph_response_cache_requests", "Queries while the response cache is on, by "
+                         "result: hit (answered whole from it), stale (an expired answer, as executing again met a "
+                         "failing source), miss (executed), bypass (executed for Cache-Control: no-cache)",
+                         ("result",))
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 ANONYMOUS, NONE, OTHER = "(anonymous)", "(none)", "(other)"  # parentheses: never a GraphQL name
@@ -150,7 +149,7 @@ class RequestMetrics:
         if facts.limit is not None:
             LIMIT_REJECTIONS.labels(facts.limit).inc()
         if facts.response_cache is not None:
-            RESPONSE_COUNTERS[facts.response_cache].inc()
+            RESPONSE_CACHE.labels(facts.response_cache).inc()
 
 
 _sink: RequestMetrics | None = None
