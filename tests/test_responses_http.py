@@ -19,6 +19,7 @@ from estate.generate import generate
 from server.policy import mask_email
 from tests.harness import LIVE, Estate, Gateway, gateway_config, http, running_estate, running_gateway, start_gateway
 from tests.test_access_log import line_of
+from tests.test_cache import redis_url  # noqa: F401 - the fixture: Redis, or a skip (a failure under CI)
 from tests.test_metrics_http import get, scrape
 from tests.truth import Truth
 
@@ -196,3 +197,27 @@ def test_an_expired_answer_is_served_when_its_source_fails(est: Estate, workdir:
         assert mark(g.gql(VIEW, {"id": gid})) == "hit"
     finally:
         g.stop()
+
+
+def test_an_invalidation_at_one_gateway_drops_the_others_answers(est: Estate, workdir: Path, t: Truth,
+                                                                 redis_url: str) -> None:
+    cfg = config(est, redis_url=redis_url, namespace=f"cgtest-{uuid.uuid4().hex[:8]}")
+    a = start_gateway(cfg, workdir, "responses-a")
+    b = start_gateway(cfg, workdir, "responses-b")
+    try:
+        gid, other = people(t, 100, 2, "crm")  # POS reads no loyalty record: nothing of it expires here
+        for g in (gid, other):
+            b.gql(POS, {"id": g})
+        assert mark(b.gql(POS, {"id": gid})) == "hit"
+        assert invalidate(a, {"customer": gid}) == 200  # at the other gateway, as a mutation there would
+        deadline = time.monotonic() + 5  # pub/sub reaches the other gateway within a second or so
+        dropped = False
+        while not dropped and time.monotonic() < deadline:
+            time.sleep(0.1)
+            dropped = mark(b.gql(POS, {"id": gid})) is None
+        assert dropped
+        assert mark(b.gql(POS, {"id": gid})) == "hit"  # answered again after the drop, and kept
+        assert mark(b.gql(POS, {"id": other})) == "hit"
+    finally:
+        a.stop()
+        b.stop()
