@@ -45,8 +45,11 @@ def _limits(ctx: Any) -> Limits | None:
 
 
 def cached_document(query: str) -> Any:
-    """The parsed document of this query text when it is cached here, else None."""
-    return _documents.get(query)
+    """The parsed document of this query text when it is cached here (kept as recently used), else None."""
+    document = _documents.get(query)
+    if document is not None:
+        _documents.move_to_end(query)
+    return document
 
 
 def operation_of(document: Any, name: str | None) -> OperationDefinitionNode | None:

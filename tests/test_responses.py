@@ -1,17 +1,23 @@
-"""The response cache's store, in process: keys and scopes, tags and invalidation (also through the record
-tiers' one invalidation path and another gateway's pub/sub message), TTL and grace with an injected clock,
-the race with an invalidation during execution, and its bounds."""
+"""The response cache in process: its store's keys and scopes, tags and invalidation (also through the
+record tiers' one invalidation path and another gateway's pub/sub message), TTL and grace with an injected
+clock, the race with an invalidation during execution, its bounds; and which answers the endpoint keeps
+and when it serves an expired one."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
+import pytest
+from graphql import parse
 
 from cache.responses import RECENT, Reads, ResponseCache, response_key
 from cache.settings import CacheSettings
 from cache.tiers import Tiers
+from server import response_cache
+from server.response_cache import Lookup
 
 PAYLOAD = {"data": {"customer": {"id": "C-000001", "name": "Ada"}}}
 
@@ -146,3 +152,39 @@ def test_the_record_tiers_invalidation_and_another_gateways_message_drop_respons
     tiers._drop_local([], ["billing"])  # what a pub/sub message from another gateway applies
     assert responses.get(b"b") is None
     assert Tiers(CacheSettings(responses={"enabled": False})).responses is None
+
+
+def test_only_a_source_failure_brings_back_an_expired_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    query = "query Q { customer { id name } }"
+    monkeypatch.setattr(response_cache, "cached_document", lambda q: parse(q))  # as the query cache holds it
+    clock = Clock()
+    cache = store(clock)
+    cache.put(response_key("", "Q", query, None), PAYLOAD, reads("crm:customers:1", expires=1010.0), cache.epoch())
+    clock.now = 1020.0  # expired, within the grace
+
+    def settle(payload: dict[str, Any], no_cache: bool = False) -> dict[str, Any] | None:
+        answer = Lookup(cache, "", query, "Q", None, no_cache).settle(payload, Reads(), "application/json")
+        return None if answer is None else orjson.loads(answer.body)
+
+    def failed(code: str) -> dict[str, Any]:
+        return {"data": {"customer": None}, "errors": [{"message": "x", "extensions": {"code": code}}]}
+
+    assert settle(failed("NOT_FOUND")) is None  # the client's answer now: not covered by an older one
+    assert settle(failed("SOURCE_UNAVAILABLE"), no_cache=True) is None  # no-cache asked for it live
+    stale = settle(failed("SOURCE_TIMEOUT"))
+    assert stale == {**PAYLOAD, "extensions": {"cache": {"response": "stale", "age_s": 20.0}}}
+    assert Lookup(cache, "pos", query, "Q", None, False).settle(failed("SOURCE_TIMEOUT"), Reads(), "") is None
+    clock.now = 1010.0 + 300  # past the grace
+    assert settle(failed("SOURCE_TIMEOUT")) is None
+
+
+def test_a_mutations_answer_is_never_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(response_cache, "cached_document", lambda q: parse(q))
+    cache = store()
+    mutation = "mutation M { recordInteraction { id } }"
+    assert Lookup(cache, "", mutation, "M", None, False).settle(PAYLOAD, reads("contact:interactions:1"), "") is None
+    assert len(cache) == 0
+    query = "query Q { customer { id } }"
+    assert Lookup(cache, "", query, "Q", None, False).settle(PAYLOAD, reads("crm:customers:1", expires=1060.0),
+                                                             "") is None
+    assert len(cache) == 1
