@@ -338,5 +338,6 @@ class Tiers:
             sources.setdefault(s, {})["evictions"] = n
         return {"entries": len(self.l1), "bytes": self.l1.bytes, "max_entries": self.l1.max_entries,
                 "max_bytes": self.l1.max_bytes, "redis": self.l2 is not None, "sources": sources,
-                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources) + bool(self.pending.everything),
+                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources)
+                + bool(self.pending.everything),
                 "responses": self.responses.status() if self.responses is not None else None}

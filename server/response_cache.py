@@ -74,7 +74,9 @@ class Lookup:
                 self.cache.put(self.key, payload, reads, self.since)
             return None
         stored = self.stored
-        if stored is None or not self.cache.holds(self.key, stored) or not any((e.get("extensions") or {}).get("code") in SOURCE_FAILURES for e in errors):
+        if stored is None or not self.cache.holds(self.key, stored):  # none, or invalidated meanwhile
+            return None
+        if not any((e.get("extensions") or {}).get("code") in SOURCE_FAILURES for e in errors):
             return None
         _note("stale")
         age = round(self.cache.clock() - stored.stored_at, 3)
