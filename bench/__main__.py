@@ -9,8 +9,10 @@ limits cost and what attacks cost before they are refused (bench/security.py). N
 Not part of this run (about 3 minutes of its own): `python -m bench.ab [--base REF] [--head REF]`, the
 gateway at a base commit (default 05d9d81, before issue 11) against this working tree on one estate, CPU
 per cold full view and per warm point-of-sale request in alternating rounds, with the floor (bench/ab.py);
-and `python -m bench.telemetry` (about 4 minutes), what metrics and tracing cost in CPU per request, off
-against on and against exporting to a loopback OTLP receiver (bench/telemetry.py).
+`python -m bench.telemetry` (about 4 minutes), what metrics and tracing cost in CPU per request, off
+against on and against exporting to a loopback OTLP receiver (bench/telemetry.py); and `python -m
+bench.responses` (about 2 minutes), CPU per request and throughput with the response cache against the
+record cache alone (bench/responses.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+from cache.responses import Reads
 from cache.settings import CacheSettings
 from cache.tiers import Entry, Tiers, cache_key
 from connectors.base import SOURCE_TIMEOUT, Connector, SourceError
@@ -38,10 +39,15 @@ class RecordCache:
             return self.negative_ttls.get(source, self.settings.negative_ttl_s)
         return self.ttls.get(source, {}).get(entity, self.settings.default_ttl_s)
 
-    def fresh_hit(self, source: str, entity: str, key: str, count: bool = True) -> tuple[bool, Any]:
-        """(True, record) when the in-process tier holds a fresh copy; answered without awaiting."""
-        entry = self.tiers.l1.peek(cache_key(source, entity, key))
+    def fresh_hit(self, source: str, entity: str, key: str, count: bool = True,
+                  reads: Reads | None = None) -> tuple[bool, Any]:
+        """(True, record) when the in-process tier holds a fresh copy; answered without awaiting.
+        `reads` collects what the request read, for its response's tags."""
+        full = cache_key(source, entity, key)
+        entry = self.tiers.l1.peek(full)
         if entry is not None and entry.fresh(time.time()):
+            if reads is not None:
+                reads.add(full, entry.stored_at + entry.fresh_s)
             if count:
                 self.tiers.counts[source]["hits"] += 1
                 count_hits(1)
@@ -49,8 +55,9 @@ class RecordCache:
         return False, None
 
     async def fetch(self, connector: Connector, entity: str, keys: list[str], deadline: float | None,
-                    no_cache: bool = False) -> tuple[list[Any], dict[str, float]]:
-        """Per key (in order) its record, None, or the SourceError; and the ages of stale records served."""
+                    no_cache: bool = False, reads: Reads | None = None) -> tuple[list[Any], dict[str, float]]:
+        """Per key (in order) its record, None, or the SourceError; and the ages of stale records served.
+        `reads` collects the records read (a stale or failed one spoils the request's response)."""
         source = connector.name
         tiers = self.tiers
         counts = tiers.counts[source]
@@ -75,6 +82,11 @@ class RecordCache:
         stale: dict[str, float] = {}
         for k in keys:
             got = result[k]
+            if reads is not None:
+                if isinstance(got, BaseException):
+                    reads.spoiled = True
+                else:
+                    reads.add(cache_key(source, entity, k), got.stored_at + got.fresh_s)
             if isinstance(got, BaseException):
                 old = cached.get(k)
                 if old is not None and old.age(now) < old.fresh_s + self.settings.stale_grace_s:

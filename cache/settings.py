@@ -5,6 +5,16 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class ResponseSettings(BaseModel):
+    """The whole-response cache above the records (cache/responses.py); needs the record cache on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_entries: int = Field(10_000, ge=1)  # at most this many responses...
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1)  # ...and about this many bytes, least recently used dropped
+
+
 class CacheSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -17,3 +27,4 @@ class CacheSettings(BaseModel):
     redis_url: str = ""  # the shared tier; empty: in-process only
     admin_token: str = ""  # bearer token of POST /cache/invalidate; empty: the endpoint is off
     namespace: str = Field("cg", min_length=1)  # Redis key prefix and pub/sub channel name
+    responses: ResponseSettings = ResponseSettings()

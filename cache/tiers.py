@@ -30,6 +30,7 @@ from aiocache.serializers import PickleSerializer
 
 from cache.logthrottle import LogThrottle
 from cache.memory import BoundedMemoryCache
+from cache.responses import ResponseCache
 from cache.settings import CacheSettings
 
 log = logging.getLogger("customer_graph.cache")
@@ -160,6 +161,10 @@ class Tiers:
         # Full keys being read from their source -> whether they were invalidated meanwhile: such a read
         # may hold the record as it was before the change, so it is not stored (see `read_done`).
         self.reading: dict[str, bool] = {}
+        r = settings.responses
+        # Whole responses tagged by these records: every invalidation below drops theirs too.
+        self.responses = ResponseCache(r.max_entries, r.max_bytes, settings.stale_grace_s,
+                                       settings.default_ttl_s) if r.enabled else None
 
     def _redis_usable(self) -> bool:
         return self.l2 is not None and self.clock() >= self._redis_down_until
@@ -305,8 +310,12 @@ class Tiers:
             reading.update((k, True) for k in list(reading) if k.startswith(source + ":"))
 
     def _drop_local(self, keys: Iterable[str], sources: Iterable[str], everything: bool = False) -> None:
-        keys = list(keys)
+        """The in-process tier's copies and the responses that read them (ours, or another gateway's
+        invalidation arriving over pub/sub)."""
+        keys, sources = list(keys), list(sources)
         self._superseded(keys, sources, everything)
+        if self.responses is not None:
+            self.responses.drop(keys, sources, everything)
         if everything:
             for key in list(self.l1._data):
                 self.l1._drop(key)
@@ -366,4 +375,6 @@ class Tiers:
             sources.setdefault(s, {})["evictions"] = n
         return {"entries": len(self.l1), "bytes": self.l1.bytes, "max_entries": self.l1.max_entries,
                 "max_bytes": self.l1.max_bytes, "redis": self.l2 is not None, "sources": sources,
-                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources) + bool(self.pending.everything)}
+                "pending_invalidations": len(self.pending.keys) + len(self.pending.sources)
+                + bool(self.pending.everything),
+                "responses": self.responses.status() if self.responses is not None else None}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cache.broadcast import Broadcast
 from cache.records import RecordCache
+from cache.responses import Reads
 from connectors.base import Connector
 from connectors.changes import ChangeBus
 from connectors.identity import CompiledIdentity, compile_identity
@@ -118,6 +119,10 @@ class Context:
         self.stale: list[dict[str, Any]] = []  # for the response's extensions.stale
         # Errors for fields that still returned what they could (a timeline missing one source).
         self.soft_errors: list[dict[str, Any]] = []
+        cache = sources.cache
+        # The records read, for the response cache's tags and expiry (None: no response cache).
+        self.reads = Reads() if cache is not None and cache.tiers.responses is not None \
+            and not self.config.naive else None
         self.listening: asyncio.Event | None = None  # a subscription sets it once it listens (server/subscriptions.py)
 
     def renew(self) -> None:
@@ -125,6 +130,7 @@ class Context:
         invalidated what it changed), not from the loaders of the one before."""
         self.masked, self.stale_keys, self.stale, self.soft_errors = {}, {}, [], []
         self._loaders = {}
+        self.reads = None  # a subscription's results are never response-cached: collect no tags for them
         self.deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
 
     def loader(self, connector: Connector, entity: str) -> SettledLoader:
@@ -132,8 +138,9 @@ class Context:
         loader = self._loaders.get(key)
         if loader is None:
             cache = self.sources.cache
+            reads = self.reads
             peek = None if cache is None or self.no_cache else \
-                (lambda k: cache.fresh_hit(connector.name, entity, k))  # noqa: E731
+                (lambda k: cache.fresh_hit(connector.name, entity, k, reads=reads))  # noqa: E731
             loader = self._loaders[key] = SettledLoader(self._batch_fn(connector, entity), peek)
         return loader
 
@@ -144,7 +151,7 @@ class Context:
             if cache is None:
                 found = await connector.fetch(entity, keys, self.deadline)
                 return [found.get(k) for k in keys]
-            values, stale = await cache.fetch(connector, entity, keys, self.deadline, self.no_cache)
+            values, stale = await cache.fetch(connector, entity, keys, self.deadline, self.no_cache, self.reads)
             for k, age in stale.items():
                 self.stale_keys[(connector.name, entity, k)] = age
             return values
@@ -179,7 +186,7 @@ class Context:
         for connector, keys in pairs:
             found = []
             for k in keys:
-                hit, value = cache.fresh_hit(connector.name, entity, k, count=False)
+                hit, value = cache.fresh_hit(connector.name, entity, k, count=False, reads=self.reads)
                 if not hit:
                     return None
                 found.append(value)

@@ -23,6 +23,7 @@ from server.errors import format_error, is_request_error
 from server.limits import Disconnected, Limits, PayloadTooLarge, guarded, read_body, refused_by
 from server.operations import Registry, check_allowed
 from server.policy import Policies
+from server.response_cache import Lookup
 from telemetry.request import current
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class GraphQLEndpoint:
         self.policies = policies
         self.live: Any = None  # the subscription transports (server/subscriptions.py), set once they exist
         self.limits = Limits(sources.config.limits, sources.config.max_ids)  # and the shapes of documents seen
+        cache = sources.cache
+        self.responses = cache.tiers.responses if cache is not None and not sources.config.naive else None
         document = _example(sources.config.graphiql.example)
         self.graphiql = GRAPHIQL_HTML.read_text().replace("__DEFAULT_QUERY_JSON__", _html_json(document)) \
             .replace("__DEFAULT_HEADERS_JSON__", _html_json(json.dumps(graphiql_headers or {}, indent=2)))
@@ -219,6 +222,13 @@ class GraphQLEndpoint:
                 return _reply({"errors": [{"message": denied, "extensions": {"code": "FORBIDDEN"}}]}, 403, media)
         schema = self.schema if principal is None or self.policies is None else self.policies.schema(principal.role)
         limits = self.limits
+        lookup = None
+        if self.responses is not None:  # one scope per role (one when auth is off): never another role's answer
+            lookup = Lookup(self.responses, principal.role if principal is not None else "", query, op, variables,
+                            no_cache)
+            hit = lookup.hit(schema, limits, variables, media)
+            if hit is not None:
+                return hit
         context = Context(self.sources, no_cache=no_cache, principal=principal, limits=limits)
         work = schema.execute(query, variable_values=variables, operation_name=op,
                               context_value=context, allowed_operation_types=allowed)
@@ -243,6 +253,10 @@ class GraphQLEndpoint:
         if errors:
             _refused(limit=refused_by(errors))
         payload, request_error = result_payload(result, context)
+        if lookup is not None:
+            settled = lookup.settle(payload, context.reads, media)
+            if settled is not None:
+                return settled
         # application/json answers 200 to any well-formed request; the newer type says 4xx when nothing ran.
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         return _reply(payload, status, media)

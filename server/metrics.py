@@ -82,6 +82,8 @@ class Refresh:
         for source, n in tiers.l1.evictions.items():
             self._mirror(CACHE_EVICTIONS, "l1", source).update(n)
         metrics.cache_size("l1", len(tiers.l1), tiers.l1.bytes)
+        if tiers.responses is not None:
+            metrics.cache_size("responses", len(tiers.responses), tiers.responses.bytes)
 
     @classmethod
     def start(cls, sources: Sources) -> Refresh:

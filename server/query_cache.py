@@ -44,16 +44,29 @@ def _limits(ctx: Any) -> Limits | None:
     return limits if limits is not None and limits.enabled else None
 
 
-def _note_operation(document: Any, name: str | None) -> None:
-    """The request's operation name and type, for the access log, metrics and its span."""
-    facts = current()
-    if facts is None:
-        return
+def cached_document(query: str) -> Any:
+    """The parsed document of this query text when it is cached here (kept as recently used), else None."""
+    document = _documents.get(query)
+    if document is not None:
+        _documents.move_to_end(query)
+    return document
+
+
+def operation_of(document: Any, name: str | None) -> OperationDefinitionNode | None:
+    """The operation `name` selects (the first one when None), as graphql-core's GetOperation would."""
     for d in document.definitions:
         if isinstance(d, OperationDefinitionNode) and (name is None or (d.name and d.name.value == name)):
-            facts.operation_name = d.name.value if d.name else None
-            facts.operation_type = d.operation.value
-            return
+            return d
+    return None
+
+
+def note_operation(document: Any, name: str | None) -> None:
+    """The request's operation name and type, for the access log, metrics and its span."""
+    facts = current()
+    op = operation_of(document, name) if facts is not None else None
+    if facts is not None and op is not None:
+        facts.operation_name = op.name.value if op.name else None
+        facts.operation_type = op.operation.value
 
 
 class QueryCache(SchemaExtension):
@@ -84,7 +97,7 @@ class QueryCache(SchemaExtension):
             raise GraphQLError("the document holds several operations: operationName is required",
                                original_error=OperationNameRequired("operationName is required"))
         ctx.graphql_document = document
-        _note_operation(document, getattr(ctx, "_provided_operation_name", None))
+        note_operation(document, getattr(ctx, "_provided_operation_name", None))
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -40,7 +40,7 @@ def access_line(facts: RequestFacts) -> dict[str, object]:
         "duration_ms": round(facts.duration_s * 1000, 2), "operation_name": facts.operation_name,
         "operation_type": facts.operation_type, "outcome": facts.outcome, "error_codes": facts.error_codes,
         "subject": facts.subject, "role": facts.role, "refused_by": facts.auth_failure or facts.limit,
-        "cache_hits": facts.cache_hits,
+        "cache_hits": facts.cache_hits, "response_cache": facts.response_cache,
         "sources": sorted(facts.sources)}
     return line
 

@@ -86,10 +86,18 @@ CACHE_STALE = Counter("customer_graph_cache_stale_served", "Records served past 
                       "source failed (stale-if-error)", ("source",))
 CACHE_EVICTIONS = Counter("customer_graph_cache_evictions", "Records evicted to stay within the tier's bounds",
                           ("tier", "source"))
-CACHE_ENTRIES = Gauge("customer_graph_cache_entries", "Records held by the tier (the sum over workers)",
+CACHE_ENTRIES = Gauge("customer_graph_cache_entries", "Records (tier responses: whole responses) held by the tier "
+                      "(the sum over workers)",
                       ("tier",), multiprocess_mode="livesum")
 CACHE_BYTES = Gauge("customer_graph_cache_bytes", "Approximate bytes held by the tier (the sum over workers)",
                     ("tier",), multiprocess_mode="livesum")
+
+# Labelled (bound at first use): an unlabelled counter would open its multiprocess file at import, before
+# `serve --workers` has made the folder.
+RESPONSE_CACHE = Counter("customer_graph_response_cache_requests", "Queries while the response cache is on, by "
+                         "result: hit (answered whole from it), stale (an expired answer, as executing again met a "
+                         "failing source), miss (executed), bypass (executed for Cache-Control: no-cache)",
+                         ("result",))
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 ANONYMOUS, NONE, OTHER = "(anonymous)", "(none)", "(other)"  # parentheses: never a GraphQL name
@@ -140,6 +148,8 @@ class RequestMetrics:
             AUTH_REJECTIONS.labels(facts.auth_failure).inc()
         if facts.limit is not None:
             LIMIT_REJECTIONS.labels(facts.limit).inc()
+        if facts.response_cache is not None:
+            RESPONSE_CACHE.labels(facts.response_cache).inc()
 
 
 _sink: RequestMetrics | None = None

@@ -37,6 +37,7 @@ class RequestFacts:
     sources: set[str] = field(default_factory=set)  # sources this request called (cache misses that went out)
     auth_failure: str | None = None  # why authentication or authorization refused it (a bounded reason)
     limit: str | None = None  # the operation limit that refused it (its setting's name, or int_range)
+    response_cache: str | None = None  # a query with the response cache on: hit, stale, miss or bypass (no-cache)
 
     partial: bool = False  # the answer carried data beside its errors
 

@@ -142,6 +142,8 @@ def request_attributes(facts: RequestFacts) -> dict[str, Any]:
         attrs[ATTR + "error_codes"] = sorted(set(facts.error_codes))
     if facts.role:
         attrs[ATTR + "role"] = facts.role
+    if facts.response_cache:
+        attrs[ATTR + "response_cache"] = facts.response_cache
     return attrs
 
 

@@ -29,7 +29,8 @@ VIEW = """query($ids: [ID!]!) { customers(ids: $ids) { id name accounts { number
 def cached_config(estate: Estate, **cache: Any) -> dict[str, Any]:
     cfg = gateway_config(estate, {"loyalty": {"ttl_s": {"loyalty": 1}}, "analytics": {"ttl_s": {"web_sessions": 1}},
                                   "crosswalk": {"negative_ttl_s": 2}})
-    cfg["cache"] = {"enabled": True, "admin_token": TOKEN, **cache}
+    # The records' tier alone: whole responses above it (tests/test_responses_http.py) would answer repeats.
+    cfg["cache"] = {"enabled": True, "admin_token": TOKEN, "responses": {"enabled": False}, **cache}
     return cfg
 
 

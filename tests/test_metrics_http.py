@@ -45,6 +45,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def gw(estate: Estate, workdir: Path) -> Iterator[Gateway]:
     cfg = gateway_config(estate, {"loyalty": {"retries": 1, "retry_backoff_ms": 0, "circuit_failures": 50}})
+    cfg["cache"]["responses"] = {"enabled": False}  # repeats reach the records' tier (its metrics are tested here)
     g = start_gateway(cfg, workdir, "metrics")
     yield g
     g.stop()

@@ -106,6 +106,7 @@ def test_the_request_span_continues_the_clients_trace_with_its_facts(exported: I
     facts.subject, facts.role, facts.cache_hits, facts.sources = "agent-17", "pos", 3, {"crm", "billing"}
     facts.error_codes = ["SOURCE_TIMEOUT", "SOURCE_TIMEOUT"]
     facts.partial = True
+    facts.response_cache = "miss"
     tracing.end_request(facts, begun)
     child, request = finished(exported)
     assert request.name == "query PointOfSale" and request.kind is SpanKind.SERVER
@@ -118,7 +119,7 @@ def test_the_request_span_continues_the_clients_trace_with_its_facts(exported: I
         "http.response.status_code": 200, "customer_graph.outcome": "partial", "customer_graph.cache_hits": 3,
         "customer_graph.sources": ("billing", "crm"), "graphql.operation.type": "query",
         "graphql.operation.name": "PointOfSale", "customer_graph.error_codes": ("SOURCE_TIMEOUT",),
-        "customer_graph.role": "pos"}  # never the subject, a token or customer data
+        "customer_graph.role": "pos", "customer_graph.response_cache": "miss"}  # never the subject, a token or customer data
     assert request.status.status_code is StatusCode.UNSET  # partial: the answer carried data
 
 
