@@ -46,6 +46,7 @@ import config as gateway_settings
 from bench import peer_hive, peer_records
 from bench.common import cpu_s, p50, pct, rss_mb, table
 from bench.suite import Env, environment
+from cache.settings import CacheSettings
 from estate.servers import BILLING_API_KEY
 from tests.harness import Estate, gateway_config, http, start_gateway
 
@@ -160,20 +161,21 @@ def pick(env: Env, n: int) -> list[str]:
     return found[:n]
 
 
-def response_cache_override() -> tuple[dict[str, Any] | None, str]:
-    """Our response cache's config section, or None and why it is not available in this build."""
-    from cache.settings import CacheSettings
+def cache_setups() -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """Our gateways' `cache:` sections by name, and why the response cache is missing if it is: it is left
+    out where this build's config has no `cache.responses`, and explicitly off in the other setups where it has
+    (it is on by default there)."""
     if "responses" not in CacheSettings.model_fields:
-        return None, "not available in this build (the config has no cache.responses)"
-    return {"responses": {"enabled": True}}, ""
+        return [("no cache", {"enabled": False}), ("record cache", {})], \
+            "not available in this build (its config has no cache.responses)"
+    off = {"responses": {"enabled": False}}
+    return [("no cache", {"enabled": False, **off}), ("record cache", off),
+            ("response cache", {"responses": {"enabled": True}})], ""
 
 
 def start_ours(env: Env, stack: ExitStack, customers: list[str]) -> tuple[list[Contestant], str]:
     """Our gateways (no cache, record cache, response cache where available); and why one is missing."""
-    setups: list[tuple[str, dict[str, Any]]] = [("no cache", {"enabled": False}), ("record cache", {})]
-    responses, missing = response_cache_override()
-    if responses is not None:
-        setups.append(("response cache", responses))
+    setups, missing = cache_setups()
     payloads = [json.dumps(peer_records.ours_payload(g)).encode() for g in customers]
     out = []
     for label, cache in setups:
