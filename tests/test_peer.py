@@ -1,5 +1,6 @@
-"""The peer benchmark's record comparison (bench/peer_records.py): Customer Graph's and Hive Gateway's answers,
-different in shape, map to the same records when they hold the same data, and any difference is named."""
+"""The peer benchmark's pure logic (bench.peer is run by hand, never by a test): the record comparison
+(bench/peer_records.py), where Customer Graph's and Hive Gateway's answers, different in shape, map to the same
+records when they hold the same data and any difference is named; and how its table judges the targets."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.peer import Contestant, Sample, ratios, verdict
 from bench.peer_records import Mismatch, difference, hive, ours
 
 # One customer as the REST systems hold it (estate/generate.py's shapes), Hive passing them through...
@@ -99,3 +101,25 @@ def test_an_error_answer_is_a_mismatch_not_empty_records() -> None:
         ours(a)
     with pytest.raises(Mismatch, match="no such customer"):
         ours({"data": {"customer": None}})
+
+
+def sample(requests: int, cpu_s: float, rss_mb: float) -> Sample:
+    return Sample(seconds=1.0, latencies_ms=[1.0] * requests, failed=0, cpu_s=cpu_s, rss_mb=rss_mb, source_calls=0,
+                  client_cpu_s=0.0)
+
+
+def test_throughput_and_cpu_are_paired_per_round_and_rss_is_the_largest_each_side_reached() -> None:
+    ours_side = Contestant("ours", "", 0, [], {}, ours, [sample(300, 0.3, 120), sample(600, 0.3, 130)])
+    peer_side = Contestant("peer", "", 0, [], {}, hive, [sample(200, 0.4, 600), sample(300, 0.6, 350)])
+    r = ratios(ours_side, peer_side)
+    assert r["throughput"] == [1.5, 2.0]
+    assert r["CPU per request"] == pytest.approx([0.5, 0.25])
+    assert r["RSS"] == [130 / 600]  # not round 2's 130 / 350: node's heap had shrunk by then
+
+
+def test_a_target_is_judged_on_the_median_and_says_when_rounds_straddle_it() -> None:
+    assert verdict([1.6, 1.7, 1.9], 1.5, at_least=True) == "yes"
+    assert verdict([1.2, 1.6, 1.7], 1.5, at_least=True) == "yes (rounds straddle it)"
+    assert verdict([1.2, 1.3, 1.6], 1.5, at_least=True) == "no (rounds straddle it)"
+    assert verdict([0.7, 0.8], 0.6, at_least=False) == "no"
+    assert verdict([0.21], 0.25, at_least=False) == "yes"
