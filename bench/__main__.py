@@ -10,9 +10,7 @@ Not part of this run (about 3 minutes of its own): `python -m bench.ab [--base R
 gateway at a base commit (default 05d9d81, before issue 11) against this working tree on one estate, CPU
 per cold full view and per warm point-of-sale request in alternating rounds, with the floor (bench/ab.py);
 and `python -m bench.telemetry` (about 4 minutes), what metrics and tracing cost in CPU per request, off
-against on and against exporting to a loopback OTLP receiver (bench/telemetry.py); and `python -m bench.peer`
-(about 4 minutes; installs GraphQL Hive Gateway and Mesh compose from npm on first use, outside the repository),
-the same work against Hive Gateway on one estate: throughput, p50/p99, CPU per request and RSS (bench/peer.py).
+against on and against exporting to a loopback OTLP receiver (bench/telemetry.py).
 """
 
 from __future__ import annotations
