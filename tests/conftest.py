@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +58,23 @@ def copy(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "sources", tmp_path / "sources")
     shutil.copytree(ROOT / "operations", tmp_path / "operations")
     return tmp_path
+
+
+def _redis_reachable() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return None
+    except OSError as exc:
+        return str(exc)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Redis on loopback for the tests that share it between gateways: its URL, or a skip saying why (a
+    failure under CI=true, where it must run)."""
+    problem = _redis_reachable()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at 127.0.0.1:6379 must be reachable under CI: {problem}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {problem}")
+    return "redis://127.0.0.1:6379/0"

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pickle
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -209,24 +207,6 @@ def test_memory_tier_stays_within_its_bound() -> None:
 
     tier = asyncio.run(fill())
     assert tier.evictions["billing"] == 200_000 - len(tier)
-
-
-def _redis_reachable() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return None
-    except OSError as exc:
-        return str(exc)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    problem = _redis_reachable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at 127.0.0.1:6379 must be reachable under CI: {problem}")
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {problem}")
-    return "redis://127.0.0.1:6379/0"
 
 
 def test_two_gateways_share_redis_entries_and_invalidations(estate: Estate, workdir: Path, t: Truth,

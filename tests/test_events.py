@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from server.events import SIGNATURE, TIMESTAMP, sign
 from tests.harness import Estate, Gateway, gateway_config, http, running_estate, running_gateway, start_gateway
-from tests.test_cache import redis_url  # noqa: F401 - the fixture
 from tests.test_sql_engines import fresh_database, kill_connections, load_estate
 
 DEADLINE_S = 5.0

@@ -34,7 +34,6 @@ from telemetry import metrics
 from telemetry.metrics import ANONYMOUS, NONE, OTHER, OperationNames, RequestMetrics
 from telemetry.request import RequestFacts, _sinks
 from tests.queries import CUSTOMERS_FULL
-from tests.test_cache import redis_url  # noqa: F401  # the fixture: Redis, or a skip (a failure under CI)
 
 SECRET = "s" * 32
 

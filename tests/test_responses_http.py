@@ -19,7 +19,6 @@ from estate.generate import generate
 from server.policy import mask_email
 from tests.harness import LIVE, Estate, Gateway, gateway_config, http, running_estate, running_gateway, start_gateway
 from tests.test_access_log import line_of
-from tests.test_cache import redis_url  # noqa: F401 - the fixture: Redis, or a skip (a failure under CI)
 from tests.test_metrics_http import get, scrape
 from tests.truth import Truth
 

@@ -21,7 +21,6 @@ from estate.generate import golden_id
 from server.auth import issue
 from tests.harness import Estate, Gateway, gateway_config, http, running_estate, running_gateway, start_gateway
 from tests.live_client import SseStream, WsClient, listening, running
-from tests.test_cache import redis_url  # noqa: F401 - the fixture: Redis reachable, or skipped (failed under CI)
 from tests.truth import Truth
 
 EVENTS = """subscription($id: ID!, $kinds: [EventKind!]) {
