@@ -12,7 +12,10 @@ per cold full view and per warm point-of-sale request in alternating rounds, wit
 `python -m bench.telemetry` (about 4 minutes), what metrics and tracing cost in CPU per request, off
 against on and against exporting to a loopback OTLP receiver (bench/telemetry.py); and `python -m
 bench.responses` (about 2 minutes), CPU per request and throughput with the response cache against the
-record cache alone (bench/responses.py).
+record cache alone (bench/responses.py); `python -m bench.events` and `python -m bench.subscriptions`,
+event-to-view and event-to-subscriber latency and the 500-subscriber fan-out; and `python -m bench.peer`
+(about 3-4 minutes; installs Hive Gateway and Mesh compose from npm on first use, outside the repository),
+the same work against GraphQL Hive Gateway.
 """
 
 from __future__ import annotations
