@@ -33,6 +33,7 @@ from strawberry.extensions import AddValidationRules
 from resolvers import audit
 from resolvers.errors import Forbidden
 from server.settings import RoleSettings
+from server.plan import replace_resolver
 
 Mask = Callable[[str], str | None]
 DOT = "\u2022"
@@ -158,13 +159,14 @@ def restrict(schema: GraphQLSchema, role: str, policy: RoleSettings) -> None:
             coordinate = f"{type_name}.{name}"
             if gtype is mutation_type:
                 if not mutation_allowed(policy, name):
-                    field.resolve = _forbidden(name, role, "mutation")
+                    replace_resolver(field, _forbidden(name, role, "mutation"))
                     _nullable(field)
             elif not readable(policy, gtype, name, field):
-                field.resolve = _forbidden(coordinate, role, "field")
+                replace_resolver(field, _forbidden(coordinate, role, "field"))
                 _nullable(field)
             elif coordinate in policy.mask:
-                field.resolve = _masking(field.resolve or default_field_resolver, coordinate, policy.mask[coordinate])
+                replace_resolver(field, _masking(field.resolve or default_field_resolver, coordinate,
+                                                 policy.mask[coordinate]))
                 if policy.mask[coordinate] == "drop":
                     _nullable(field)
 
