@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -102,7 +103,7 @@ def basic_attribute(field_def: GraphQLField) -> Callable[[Any], Any] | None:
         return None
     attr, resolver = field.python_name, field.default_resolver
     if resolver is getattr:
-        return lambda source: getattr(source, attr)
+        return attrgetter(attr)  # no Python frame per read
     return lambda source: resolver(source, attr)
 
 
@@ -120,7 +121,15 @@ def leaf_reader(field_def: GraphQLField) -> Reader | None:
         if not is_leaf_type(kind):
             return None
         one = _coercer(kind, nullable)
-        return lambda source: _read(get, source, one)
+
+        def read(source: Any) -> Any:  # inlined, not shared with read_list: it runs for every leaf of every view
+            try:
+                v = get(source)
+            except Exception:  # noqa: BLE001
+                return SLOW
+            return one(v)
+
+        return read
     item = kind.of_type
     item_nullable = not isinstance(item, GraphQLNonNull)
     item = item if item_nullable else item.of_type
@@ -129,8 +138,9 @@ def leaf_reader(field_def: GraphQLField) -> Reader | None:
     each = _coercer(item, item_nullable)
 
     def read_list(source: Any) -> Any:
-        v = _read(get, source, None)
-        if v is SLOW:
+        try:
+            v = get(source)
+        except Exception:  # noqa: BLE001
             return SLOW
         if v is None:
             return None if nullable else SLOW
@@ -140,15 +150,6 @@ def leaf_reader(field_def: GraphQLField) -> Reader | None:
         return SLOW if SLOW in out else out
 
     return read_list
-
-
-def _read(get: Callable[[Any], Any], source: Any, coerce: Reader | None) -> Any:
-    """The attribute, coerced; SLOW where reading it raises (the standard path reports that)."""
-    try:
-        v = get(source)
-    except Exception:  # noqa: BLE001
-        return SLOW
-    return v if coerce is None else coerce(v)
 
 
 def _has_variable(value: Any) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from graphql import ExecutionResult, build_schema, execute, parse
+from graphql import ExecutionResult, build_schema, execute, get_introspection_query, parse
 
 import config
 from server.execution import PlanExecutor, executor_class
@@ -155,6 +155,9 @@ CASES = [
      " g: echo(text: \"x\") @include(if: $s) ...on Query @skip(if: $s) { h: echo(text: \"y\") } }",
      {"t": "ab", "s": False}),
     ("{ node(kind: \"person\") { ... on Person { name } ... on Person { name: tag } } }", {}),
+    ("{ __typename __type(name: \"Person\") { name interfaces { name } fields { name type { kind ofType { name } } } }"
+     " __schema { queryType { name } types { name possibleTypes { name } } } }", {}),
+    (get_introspection_query(), {}),
 ]
 
 
