@@ -196,10 +196,12 @@ class FieldPlan:
         except Exception:  # noqa: BLE001 - coerced per request, where the error is reported in place
             return None
 
-    def arguments(self, variable_values: Any) -> dict[str, Any]:
+    def arguments(self, variable_values: Any, hide_suggestions: bool) -> dict[str, Any]:
+        """The coerced arguments (the call's `**` gives each resolver call a dict of its own; strawberry
+        converts lists and input objects into new values for each call too)."""
         if self.args is not None:
-            return dict(self.args)  # a resolver may not change what the next request is given
-        return get_argument_values(self.definition, self.nodes[0], variable_values)
+            return self.args
+        return get_argument_values(self.definition, self.nodes[0], variable_values, None, hide_suggestions)
 
     def sub(self, object_type: GraphQLObjectType) -> list[FieldPlan]:
         """The fields selected below this one on a value of `object_type`."""

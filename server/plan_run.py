@@ -41,6 +41,7 @@ class Run:
         self.executor = executor
         self.variables = executor.variable_values
         self.is_awaitable = executor.is_awaitable
+        self.hide_suggestions: bool = executor.hide_suggestions
         self.errors: list[GraphQLError] = []
         self._nulled: set[Path | None] = set()
         self._background: set[asyncio.Future[Any]] = set()
@@ -126,7 +127,7 @@ class Run:
         return_type = field.return_type
         info = self.info(field, parent_type, path)
         try:
-            result = field.resolve(source, info, **field.arguments(self.variables))
+            result = field.resolve(source, info, **field.arguments(self.variables, self.hide_suggestions))
             if self.is_awaitable(result):
                 return self.complete_awaitable(field, return_type, info, path, result)
             completed = self.complete(field, return_type, info, path, result)
