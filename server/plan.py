@@ -166,13 +166,12 @@ def _has_variable(value: Any) -> bool:
 class FieldPlan:
     """One response key of one object type: its definition, its merged nodes, how to resolve it."""
 
-    __slots__ = ("args", "definition", "key", "nodes", "parent", "read", "resolve", "return_type", "rows",
+    __slots__ = ("args", "definition", "key", "nodes", "read", "resolve", "return_type", "rows",
                  "subs", "typename", "variant")
 
-    def __init__(self, variant: Variant, parent: GraphQLObjectType, key: str, nodes: list[FieldNode],
-                 definition: GraphQLField, default_resolver: Any) -> None:
+    def __init__(self, variant: Variant, key: str, nodes: list[FieldNode], definition: GraphQLField,
+                 default_resolver: Any) -> None:
         self.variant = variant
-        self.parent = parent
         self.key = key
         self.nodes = nodes
         self.definition = definition
@@ -247,7 +246,7 @@ class Variant:
         for key, nodes in grouped.items():
             definition = schema.get_field(object_type, nodes[0].name.value)
             if definition is not None:  # validation leaves none unknown; graphql-core skips them too
-                out.append(FieldPlan(self, object_type, key, nodes, definition, self.plan.default_resolver))
+                out.append(FieldPlan(self, key, nodes, definition, self.plan.default_resolver))
         return out
 
     def _visit(self, object_type: GraphQLObjectType, selection_set: SelectionSetNode,
