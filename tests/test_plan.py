@@ -14,6 +14,7 @@ import pytest
 from graphql import ExecutionResult, build_schema, execute, get_introspection_query, parse
 
 import config
+from server.app import build_schema as gateway_schema
 from server.execution import PlanExecutor, executor_class
 from server.plan import plannable
 
@@ -206,3 +207,6 @@ def test_the_execution_switch(tmp_path: Any) -> None:
     assert config.GatewaySection().execution == "plan"
     with pytest.raises(ValueError, match="execution"):
         config.GatewaySection(execution="fast")  # type: ignore[arg-type]
+    assert "execution" in config.GatewayConfig.model_fields  # config.parse hands the section's value on
+    assert gateway_schema().execution_context_class is PlanExecutor
+    assert gateway_schema(execution="graphql-core").execution_context_class is not PlanExecutor
