@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -69,6 +69,8 @@ class GatewaySection(BaseModel):
     ready_probe_s: float = Field(2.0, gt=0, le=300)  # how often /readyz's probe asks the identity source
     naive: bool = False  # benchmark baseline only: no DataLoaders (one source call per key), no cache
     sources: str = ""  # a folder of declaration files, one per system, relative to the config file
+    # How queries execute: the compiled plan (server/plan.py), or graphql-core's executor to fall back to.
+    execution: Literal["plan", "graphql-core"] = "plan"
 
 
 class GatewayConfig(BaseModel):
@@ -81,6 +83,7 @@ class GatewayConfig(BaseModel):
     request_timeout_s: float = 5.0
     ready_probe_s: float = 2.0
     naive: bool = False
+    execution: Literal["plan", "graphql-core"] = "plan"
     sources: dict[str, SourceConfig] = {}
     cache: CacheSettings = CacheSettings()
     insights: Insights = Field(default_factory=graph.RULES)  # typed with the declared settings

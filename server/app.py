@@ -42,7 +42,7 @@ from server.apq import ApqStore
 from server.auth import Authenticator
 from server.errors import log_errors
 from server.events import Refused, SharedSeen, Webhooks
-from server.execution import Executor
+from server.execution import Execution, executor_class
 from server.federation import SubgraphSchema
 from server.graphql_http import GraphQLEndpoint
 from server.limits import PayloadTooLarge, read_body
@@ -75,13 +75,14 @@ class GatewaySubgraph(Logged, SubgraphSchema):
     pass
 
 
-def build_schema(extensions: Sequence[Any] = (), federation: bool = False) -> strawberry.Schema:
+def build_schema(extensions: Sequence[Any] = (), federation: bool = False,
+                 execution: Execution = "plan") -> strawberry.Schema:
     """The gateway's schema; with `federation`, as an Apollo Federation v2 subgraph (server/federation.py)."""
     # Parsing and validating cached by query text (see server/query_cache.py); clients repeat a few queries.
-    # Plain leaf fields take a one-step path (server/execution.py).
+    # Queries run their compiled plan unless `gateway.execution` says graphql-core (server/execution.py).
     kind = GatewaySubgraph if federation else GatewaySchema
     return kind(query=Query, mutation=Mutation, subscription=Subscription, extensions=[QueryCache, *extensions],
-                execution_context_class=Executor)
+                execution_context_class=executor_class(execution))
 
 
 def cors_middleware(cors: CorsSettings) -> list[Middleware]:
@@ -102,8 +103,9 @@ def create_app(config: GatewayConfig, graphiql_headers: dict[str, str] | None = 
             "auth mode none: every caller is trusted with everything; do not expose this gateway")
     mutations.check(PLANS, config)  # each declared mutation's action suits it (gateway.py check says it in one line)
     federation = config.federation.enabled
-    schema = build_schema(federation=federation)
-    policies = Policies(schema, config.roles, functools.partial(build_schema, federation=federation))
+    schema = build_schema(federation=federation, execution=config.execution)
+    policies = Policies(schema, config.roles,
+                        functools.partial(build_schema, federation=federation, execution=config.execution))
     registry = allow_list(config.operations, config.roles, schema._schema)  # a broken document stops the start
     apq = ApqStore(config.apq, config.cache.redis_url, config.cache.namespace, fixed=registry.by_hash)
     holder: dict[str, Any] = {}

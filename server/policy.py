@@ -32,6 +32,7 @@ from strawberry.extensions import AddValidationRules
 
 from resolvers import audit
 from resolvers.errors import Forbidden
+from server.plan import replace_resolver
 from server.settings import RoleSettings
 
 Mask = Callable[[str], str | None]
@@ -158,15 +159,16 @@ def restrict(schema: GraphQLSchema, role: str, policy: RoleSettings) -> None:
             coordinate = f"{type_name}.{name}"
             if gtype is mutation_type:
                 if not mutation_allowed(policy, name):
-                    field.resolve = _forbidden(name, role, "mutation")
+                    replace_resolver(field, _forbidden(name, role, "mutation"))
                     _nullable(field)
             elif not readable(policy, gtype, name, field):
-                field.resolve = _forbidden(coordinate, role, "field")
+                replace_resolver(field, _forbidden(coordinate, role, "field"))
                 if gtype is schema.subscription_type:  # refused when subscribing, before it listens to anything
                     field.subscribe = field.resolve
                 _nullable(field)
             elif coordinate in policy.mask:
-                field.resolve = _masking(field.resolve or default_field_resolver, coordinate, policy.mask[coordinate])
+                replace_resolver(field, _masking(field.resolve or default_field_resolver, coordinate,
+                                                 policy.mask[coordinate]))
                 if policy.mask[coordinate] == "drop":
                     _nullable(field)
 

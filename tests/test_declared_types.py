@@ -24,7 +24,8 @@ from strawberry.types import Info
 from connectors.mapping import compile_mapping
 from schema.declared import DeclarationError, Declarations, Graph, build_types
 from server.app import build_schema
-from server.execution import Executor, _reader
+from server.execution import PlanExecutor
+from server.plan import basic_attribute, leaf_reader
 from tests.handwritten import records as r  # today's hand-written records: the reference
 from tests.test_mapping import BILLING
 
@@ -240,7 +241,7 @@ def built_schema(graph: Graph, *, executor: bool = False, **fields: Any) -> stra
     if not fields:
         ns["ok"] = strawberry.field(resolver=lambda: True, graphql_type=bool)
     query = strawberry.type(type("Query", (), ns))
-    extra = {"execution_context_class": Executor} if executor else {}
+    extra = {"execution_context_class": PlanExecutor} if executor else {}
     # enums used by no built type (Segment: only the private CrmRecord) are added like types
     return strawberry.Schema(query=query, types=list(graph.types.values()), **extra)
 
@@ -261,7 +262,7 @@ def test_resolver_fields_are_exactly_todays_computed_fields(today: Any) -> None:
     computed = set()
     for name in GRAPH.types:
         for fname, f in today.type_map[name].fields.items():
-            if _reader(f) is None and not getattr(f.resolve, "_is_default", False):
+            if basic_attribute(f) is None:
                 computed.add((name, fname))
     assert computed == set(RESOLVER_FIELDS)
 
@@ -420,9 +421,9 @@ def test_plain_declared_fields_take_the_one_step_path() -> None:
     type_map = built_schema(graph, executor=True)._schema.type_map
     for type_name, field in [("Invoice", "number"), ("Invoice", "status"), ("Invoice", "issuedOn"),
                              ("BillingAccount", "holder"), ("WebSession", "pages"), ("Interaction", "agentId")]:
-        assert _reader(type_map[type_name].fields[field]) is not None, (type_name, field)
-    assert _reader(type_map["Interaction"].fields["agent"]) is None  # a resolver: the standard path
-    assert _reader(type_map["BillingAccount"].fields["invoices"]) is None  # objects: the standard path
+        assert leaf_reader(type_map[type_name].fields[field]) is not None, (type_name, field)
+    assert leaf_reader(type_map["Interaction"].fields["agent"]) is None  # a resolver: the standard path
+    assert leaf_reader(type_map["BillingAccount"].fields["invoices"]) is None  # objects: the standard path
 
 
 @pytest.mark.parametrize("executor", [False, True], ids=["graphql-core", "one-step executor"])

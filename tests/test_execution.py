@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import strawberry
 
-from server.execution import Executor
-from server.query_cache import QueryCache
+from server.execution import PlanExecutor
+from server.plan import plan_for
+from server.query_cache import QueryCache, _documents
 
 
 @strawberry.enum
@@ -118,7 +119,7 @@ def run(schema: strawberry.Schema, query: str, root: Root, skip: bool = True) ->
 def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
     # As in the gateway: documents cached by query text, so requests share one parsed operation.
     return (strawberry.Schema(query=Query),
-            strawberry.Schema(query=Query, execution_context_class=Executor, extensions=[QueryCache]))
+            strawberry.Schema(query=Query, execution_context_class=PlanExecutor, extensions=[QueryCache]))
 
 
 @pytest.mark.parametrize("query", QUERIES)
@@ -152,8 +153,13 @@ def test_plain_fields_take_the_short_path(schemas: Any) -> None:
     """Guards the speed-up itself: if strawberry stopped marking basic fields, this would fail."""
     _, fast = schemas
     run(fast, QUERIES[0], Root())
-    readers = {t.name: r for t, r in Executor._readers.items() if t.name == "Item" and t in fast._schema.type_map.values()}
-    assert readers and all(readers["Item"][f] is not None for f in ("name", "count", "color", "at", "tags", "sparse"))
+    operation = _documents[QUERIES[0]].definitions[0]  # the cached document the plan was built for
+    plan = plan_for(fast._schema, operation, {}, None)
+    assert plan is not None
+    (holder,) = plan.root(None)
+    item = next(f for f in holder.sub(holder.return_type.of_type) if f.key == "item")
+    readers = {f.key: f.read for f in item.sub(item.return_type)}
+    assert all(readers[f] is not None for f in ("name", "count", "color", "at", "tags", "sparse"))
 
 
 def test_collections_shared_between_requests_still_follow_the_variables(schemas: Any) -> None:

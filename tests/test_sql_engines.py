@@ -119,8 +119,14 @@ def lookups(truth: Any) -> list[tuple[dict[str, Any], bool]]:
 
 
 def ask(gw: Gateway, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The answer, without the response cache's mark: whether it was computed now or earlier (the session's
+    gateway has seen these queries before) is no part of answering alike."""
     answer = gw.gql(query, variables)
     assert "errors" not in answer, (gw.url, variables, answer.get("errors"))
+    extensions = answer.get("extensions") or {}
+    extensions.pop("cache", None)
+    if not extensions:
+        answer.pop("extensions", None)
     return answer
 
 
