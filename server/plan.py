@@ -52,10 +52,11 @@ from graphql.pyutils import Undefined
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from server.plan_resolve import REPLACED, direct_resolver
+
 SLOW: Any = object()  # "take the standard path for this field" (Any: it stands in for any value)
 Reader = Callable[[Any], Any]
 CONDITIONS = ("skip", "include")
-REPLACED = "customer_graph.replaced_resolver"  # a GraphQLField extension: see replace_resolver
 MAXSIZE = 256  # as many plans as the query cache keeps documents
 VARIANTS_MAX = 32  # distinct @skip/@include outcomes kept per operation; more are planned per request
 # Leaf types whose coercion returns a value of this Python type unchanged.
@@ -176,7 +177,7 @@ class FieldPlan:
         self.nodes = nodes
         self.definition = definition
         self.return_type: GraphQLOutputType = definition.type
-        self.resolve = definition.resolve or default_resolver
+        self.resolve = direct_resolver(variant.plan.schema, definition) or definition.resolve or default_resolver
         self.typename = nodes[0].name.value == "__typename"
         self.read = leaf_reader(definition)
         self.args = self._static_args()
