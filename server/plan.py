@@ -177,10 +177,11 @@ class FieldPlan:
         self.nodes = nodes
         self.definition = definition
         self.return_type: GraphQLOutputType = definition.type
-        self.resolve = direct_resolver(variant.plan.schema, definition) or definition.resolve or default_resolver
         self.typename = nodes[0].name.value == "__typename"
         self.read = leaf_reader(definition)
         self.args = self._static_args()
+        self.resolve = direct_resolver(variant.plan.schema, definition, self.args) or definition.resolve \
+            or default_resolver
         self.subs: dict[GraphQLObjectType, list[FieldPlan]] = {}
         self.rows: dict[GraphQLObjectType, Any] = {}  # by item type: a leaf-only list's readers (server/plan_run.py)
 

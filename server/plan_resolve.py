@@ -12,6 +12,7 @@ same `Info`, the same exceptions (raised here, reported by the plan where the wr
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from graphql import GraphQLField, GraphQLResolveInfo, GraphQLSchema
@@ -22,11 +23,13 @@ from strawberry.types.field import StrawberryField
 
 REPLACED = "customer_graph.replaced_resolver"  # a GraphQLField extension: see plan.replace_resolver
 Resolve = Callable[..., Any]  # as GraphQLField.resolve: (source, info, **arguments)
+_IMMUTABLE = (str, int, float, bool)
 
 
-def direct_resolver(schema: GraphQLSchema, field_def: GraphQLField) -> Resolve | None:
+def direct_resolver(schema: GraphQLSchema, field_def: GraphQLField, static: dict[str, Any] | None) -> Resolve | None:
     """The field's resolver without strawberry's wrapper, or None where the wrapper does more than
-    convert and call (or the field is not a plain strawberry field with a resolver of its own)."""
+    convert and call (or the field is not a plain strawberry field with a resolver of its own).
+    `static`: the field's coerced arguments when they do not depend on the variables (else None)."""
     extensions = field_def.extensions or {}
     field = extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
     owner = (schema.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
@@ -43,11 +46,16 @@ def direct_resolver(schema: GraphQLSchema, field_def: GraphQLField) -> Resolve |
     as_self = resolver.self_parameter is not None
     sources = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    fixed = _converted_once(static, arguments, registry, config)
 
     def resolve(source: Any, info: GraphQLResolveInfo, **raw: Any) -> Any:
         strawberry_info = info_class(_raw_info=info, _field=field)
-        kwargs = convert_arguments(raw, arguments, scalar_registry=registry, config=config,
-                                   info=strawberry_info) if arguments else {}
+        if fixed is not None:
+            kwargs = dict(fixed)
+        elif arguments:
+            kwargs = convert_arguments(raw, arguments, scalar_registry=registry, config=config, info=strawberry_info)
+        else:
+            kwargs = {}
         for name in sources:
             kwargs[name] = source
         if info_name is not None:
@@ -55,3 +63,19 @@ def direct_resolver(schema: GraphQLSchema, field_def: GraphQLField) -> Resolve |
         return call(source, **kwargs) if as_self else call(**kwargs)
 
     return resolve
+
+
+def _converted_once(static: dict[str, Any] | None, arguments: list[Any], registry: Any,
+                    config: Any) -> dict[str, Any] | None:
+    """Static arguments converted at planning, when every converted value is immutable (a number, a
+    string, an enum member: nothing a resolver could change for the next request); else None, and
+    strawberry converts them per call as its wrapper does (lists and input objects are new each time)."""
+    if static is None or not arguments:
+        return None
+    try:
+        converted = convert_arguments(static, arguments, scalar_registry=registry, config=config)
+    except Exception:  # noqa: BLE001 - converted per call, where the error is the field's
+        return None
+    if all(v is None or type(v) in _IMMUTABLE or isinstance(v, Enum) for v in converted.values()):
+        return converted
+    return None

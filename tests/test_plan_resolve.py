@@ -17,6 +17,7 @@ from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from server.execution import PlanExecutor
+from server.query_cache import QueryCache
 
 
 @strawberry.enum
@@ -77,6 +78,11 @@ class Query:
     def fails(self) -> str | None:
         raise ValueError("the resolver failed")
 
+    @strawberry.field
+    def appended(self, items: list[int], tone: Tone = Tone.SOFT) -> list[str]:
+        items.append(0)  # a resolver that changes its argument must not change the next request's
+        return [tone.value, *map(str, items)]
+
     @strawberry.field(permission_classes=[Denied])
     def secret(self) -> str | None:
         return "the secret"
@@ -116,3 +122,17 @@ def test_permissions_and_extensions_still_apply() -> None:
     got = orjson.loads(asyncio.run(answer(PlanExecutor, "{ secret quiet }", {})))
     assert got["data"] == {"secret": None, "quiet": "WHISPER"}
     assert [e["message"] for e in got["errors"]] == ["not for you"]
+
+
+def test_static_arguments_are_the_same_on_every_request() -> None:
+    """Converted once where nothing can change them (numbers, enum members), per call where a resolver
+    could (a list it appends to), on one schema whose plan serves both requests (the query cache keeps
+    the document, so the plan is the same)."""
+    schema = strawberry.Schema(query=Query, extensions=[QueryCache], execution_context_class=PlanExecutor)
+    query = "{ appended(items: [1], tone: LOUD) items(first: 1) { spoken(tone: LOUD, timesOver: 2) } }"
+
+    async def twice() -> list[Any]:
+        return [(await schema.execute(query, context_value={"names": ["ada"]})).data for _ in range(2)]
+
+    first, second = asyncio.run(twice())
+    assert first == second == {"appended": ["loud", "1", "0"], "items": [{"spoken": "ADA ADA"}]}
