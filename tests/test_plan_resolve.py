@@ -1,12 +1,14 @@
 """The plan calls a plain strawberry field's resolver itself (server/plan_resolve.py): on a toy strawberry
 schema, every kind of resolver parameter and argument conversion answers as strawberry's own wrapper does
 under graphql-core's executor, and a field with a permission class or a field extension still goes through
-strawberry (its permission refuses, its extension rewrites)."""
+strawberry (its permission refuses, its extension rewrites). Numbers at the edges of Int and Float, which the
+plan reads without coercing them, answer as graphql-core coerces them."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import math
 from typing import Any
 
 import orjson
@@ -59,6 +61,17 @@ class Item:
 
 
 @strawberry.type
+class Numbers:
+    count: int | None
+    amount: float | None
+
+
+# Around the edges of what Int and Float return unchanged (the plan reads those without coercing them).
+NUMBERS: list[tuple[Any, Any]] = [(2**31 - 1, 1.5), (2**31, math.inf), (-(2**31), -math.inf), (-(2**31) - 1, 2),
+                                  (True, True), (3.0, "2.5")]
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def items(self, info: strawberry.Info, first: int = 2) -> list[Item]:
@@ -83,6 +96,10 @@ class Query:
         items.append(0)  # a resolver that changes its argument must not change the next request's
         return [tone.value, *map(str, items)]
 
+    @strawberry.field
+    def numbers(self) -> list[Numbers]:
+        return [Numbers(count=c, amount=a) for c, a in NUMBERS]
+
     @strawberry.field(permission_classes=[Denied])
     def secret(self) -> str | None:
         return "the secret"
@@ -100,6 +117,7 @@ CASES = [
     ("query($s: Shout!) { shout(shout: $s) }", {"s": {"words": "x", "tone": "LOUDER"}}),
     ('{ later(text: "hi") fails items(first: 1) { name } }', {}),
     ("{ secret quiet later(text: \"ok\") }", {}),
+    ("{ numbers { count amount } }", {}),
 ]
 
 
