@@ -15,6 +15,7 @@ directives other than @skip/@include on the way (@defer, @stream, ...), fragment
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import attrgetter
@@ -25,8 +26,12 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLBoolean,
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     GraphQLField,
+    GraphQLFloat,
     GraphQLID,
+    GraphQLInt,
     GraphQLIncludeDirective,
     GraphQLList,
     GraphQLNonNull,
@@ -52,14 +57,18 @@ from graphql.pyutils import Undefined
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from server.plan_resolve import REPLACED, direct_resolver
+
 SLOW: Any = object()  # "take the standard path for this field" (Any: it stands in for any value)
 Reader = Callable[[Any], Any]
 CONDITIONS = ("skip", "include")
-REPLACED = "customer_graph.replaced_resolver"  # a GraphQLField extension: see replace_resolver
 MAXSIZE = 256  # as many plans as the query cache keeps documents
 VARIANTS_MAX = 32  # distinct @skip/@include outcomes kept per operation; more are planned per request
 # Leaf types whose coercion returns a value of this Python type unchanged.
 _UNCHANGED: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+# Number types whose coercion returns a value of this Python type unchanged strictly between these bounds.
+_NUMBERS: dict[Any, tuple[type, float, float]] = {GraphQLInt: (int, GRAPHQL_MIN_INT - 1, GRAPHQL_MAX_INT + 1),
+                                                  GraphQLFloat: (float, -math.inf, math.inf)}
 
 
 def _coercer(leaf: Any, nullable: bool) -> Reader:
@@ -69,6 +78,7 @@ def _coercer(leaf: Any, nullable: bool) -> Reader:
     # strawberry's enum type finds a member's name by scanning its values on every call; look it up.
     wrapped = getattr(leaf, "wrapped_cls", None)
     names = {m: n for m in wrapped for n, d in leaf.values.items() if m.value == d.value} if wrapped else {}
+    number, low, high = _NUMBERS.get(leaf, (SLOW, 0, 0))
 
     def value(v: Any) -> Any:
         if v is None:
@@ -77,6 +87,8 @@ def _coercer(leaf: Any, nullable: bool) -> Reader:
             return v
         if type(v) is wrapped:
             return names.get(v, SLOW)
+        if type(v) is number and low < v < high:  # what graphql-core returns as it is (not NaN, not infinite)
+            return v
         try:
             out = coerce(v)
         except Exception:  # noqa: BLE001 - the standard path reports it
@@ -121,13 +133,14 @@ def leaf_reader(field_def: GraphQLField) -> Reader | None:
         if not is_leaf_type(kind):
             return None
         one = _coercer(kind, nullable)
+        same = _UNCHANGED.get(kind, SLOW)  # SLOW: no Python type is it
 
         def read(source: Any) -> Any:  # inlined, not shared with read_list: it runs for every leaf of every view
             try:
                 v = get(source)
             except Exception:  # noqa: BLE001
                 return SLOW
-            return one(v)
+            return v if type(v) is same else one(v)  # a string of a String field: no call to coerce it
 
         return read
     item = kind.of_type
@@ -176,10 +189,11 @@ class FieldPlan:
         self.nodes = nodes
         self.definition = definition
         self.return_type: GraphQLOutputType = definition.type
-        self.resolve = definition.resolve or default_resolver
         self.typename = nodes[0].name.value == "__typename"
         self.read = leaf_reader(definition)
         self.args = self._static_args()
+        self.resolve = direct_resolver(variant.plan.schema, definition, self.args) or definition.resolve \
+            or default_resolver
         self.subs: dict[GraphQLObjectType, list[FieldPlan]] = {}
         self.rows: dict[GraphQLObjectType, Any] = {}  # by item type: a leaf-only list's readers (server/plan_run.py)
 

@@ -31,11 +31,22 @@ def configure(level: str = "info") -> None:
     ACCESS.setLevel(level.upper())
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and how (a thousand lines a second share it)
+
+
+def _timestamp(now: float) -> str:
+    """ISO 8601 UTC with milliseconds, of one reading of the clock (the milliseconds belong to its second)."""
+    global _second
+    second = int(now)
+    if second != _second[0]:
+        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second[1]}.{int(now * 1000) % 1000:03d}Z"
+
+
 def access_line(facts: RequestFacts) -> dict[str, object]:
     """What the access log says of one request."""
-    now = time.time()  # one reading: the milliseconds belong to the same second
     line: dict[str, object] = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "ts": _timestamp(time.time()),
         "request_id": facts.request_id, "method": facts.method, "path": facts.path, "status": facts.status,
         "duration_ms": round(facts.duration_s * 1000, 2), "operation_name": facts.operation_name,
         "operation_type": facts.operation_type, "outcome": facts.outcome, "error_codes": facts.error_codes,
@@ -46,8 +57,11 @@ def access_line(facts: RequestFacts) -> dict[str, object]:
 
 
 def log_access(facts: RequestFacts) -> None:
+    # The record made here and handed to the logger's handlers: Logger.info would also walk the stack
+    # for the caller's file and line, which the JSON line never shows (~15% of the line's cost).
     if ACCESS.isEnabledFor(logging.INFO):
-        ACCESS.info(orjson.dumps(access_line(facts)).decode())
+        line = orjson.dumps(access_line(facts)).decode()
+        ACCESS.handle(ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, line, None, None))
 
 
 def enable_access_log() -> None:
