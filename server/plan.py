@@ -22,17 +22,17 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLBoolean,
-    GRAPHQL_MAX_INT,
-    GRAPHQL_MIN_INT,
     GraphQLField,
     GraphQLFloat,
     GraphQLID,
-    GraphQLInt,
     GraphQLIncludeDirective,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
